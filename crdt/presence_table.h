@@ -1,0 +1,148 @@
+// The presences of a State with their indexes (internal to crdt/; Phoenix
+// keeps the same data in two ETS tables, `values` and `pids`).
+//
+// Each presence is one 88-byte record in a chunked array, named by a 32-bit
+// id. Records are indexed by
+//   {topic, pid, key}  unique               (lookups, joins, leaves)
+//   tag                per replica, unique  (merges, replica up/down/remove)
+//   topic              a chain per topic    (get_by_topic)
+//   {topic, key}       a chain per pair     (get_by_key)
+//   pid                a chain per pid      (leave(pid), get_by_pid(pid))
+// so every query costs what its result costs. Chains are doubly linked
+// through the records; chain heads and unique keys live in IdTables.
+//
+// Memory: topics are interned (a record holds a topic id), equal pids and
+// equal keys of a topic share one Term payload, and a record holds its
+// replica as a small id. Roughly 88 bytes of record plus ~40 bytes of index
+// per presence, plus the meta map itself.
+//
+// Not thread-safe; owned by one State.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "crdt/clock.h"
+#include "crdt/id_table.h"
+#include "term/term.h"
+
+namespace presence {
+
+class PresenceTable {
+ public:
+  using Id = IdTable::Id;
+  static constexpr Id kNone = IdTable::kNone;
+
+  std::size_t size() const { return size_; }
+
+  // Lookups; kNone when absent.
+  Id find(const Term& topic, const Term& pid, const Term& key) const;
+  Id find(const Tag& tag) const;
+
+  // Adds a presence. Precondition: (topic, pid, key) and tag are absent.
+  Id insert(const Term& topic, const Term& pid, const Term& key, Term meta, const Tag& tag);
+  // Gives an existing presence a new meta and tag. Precondition: the new
+  // tag is absent (or equal to the old one).
+  void update(Id id, Term meta, const Tag& tag);
+  void erase(Id id);
+
+  // Fields of a live record.
+  const Term& topic(Id id) const { return topics_[record(id).topic].topic; }
+  const Term& pid(Id id) const { return record(id).pid; }
+  const Term& key(Id id) const { return record(id).key; }
+  const Term& meta(Id id) const { return record(id).meta; }
+  Tag tag(Id id) const { return {replicas_[record(id).replica].ref, record(id).clock}; }
+  // True when the record's replica is marked down.
+  bool hidden(Id id) const { return replicas_[record(id).replica].down; }
+
+  // Replica status as the State's replicas map holds it, cached here so
+  // that list filters need no map lookup per record.
+  void set_down(const ReplicaRef& replica, bool down);
+
+  // Ids of the records of a topic / a (topic, key) / a pid / a replica, in
+  // no particular order.
+  std::vector<Id> by_topic(const Term& topic) const;
+  std::vector<Id> by_topic_key(const Term& topic, const Term& key) const;
+  std::vector<Id> by_pid(const Term& pid) const;
+  std::vector<Id> by_replica(const ReplicaRef& replica) const;
+  // Every record of every replica not marked down.
+  std::vector<Id> online() const;
+
+  // Erases every record of a replica and forgets the replica.
+  void erase_replica(const ReplicaRef& replica);
+
+  // Sorts ids in Phoenix's ETS order: (topic, pid, key).
+  void sort(std::vector<Id>* ids) const;
+
+ private:
+  struct Link {
+    Id prev = kNone;
+    Id next = kNone;
+  };
+  struct Record {
+    Term pid;
+    Term key;
+    Term meta;
+    Clock clock = 0;
+    Id topic = kNone;     // kNone: the record is free
+    Id replica = kNone;   // index into replicas_
+    Link topic_link;      // records of the same topic
+    Link topic_key_link;  // records of the same (topic, key)
+    Link pid_link;        // records of the same pid; next chains free records
+  };
+  struct TopicSlot {
+    Term topic;
+    Id head = kNone;  // first record of the topic chain
+    std::uint32_t count = 0;
+  };
+  struct ReplicaSlot {
+    ReplicaRef ref;
+    IdTable by_clock;  // record ids keyed by their clock
+    bool down = false;
+    bool used = false;
+  };
+
+  static constexpr std::size_t kChunkBits = 10;
+  static constexpr std::size_t kChunkSize = std::size_t{1} << kChunkBits;
+
+  Record& record(Id id) { return chunks_[id >> kChunkBits][id & (kChunkSize - 1)]; }
+  const Record& record(Id id) const { return chunks_[id >> kChunkBits][id & (kChunkSize - 1)]; }
+  Id allocate();
+  void release(Id id);
+
+  Id find_topic(const Term& topic) const;
+  Id intern_topic(const Term& topic);
+  void release_topic(Id topic);
+  Id find_replica(const ReplicaRef& replica) const;
+  Id intern_replica(const ReplicaRef& replica);
+
+  Id topic_key_head(Id topic, const Term& key) const;
+  Id pid_head(const Term& pid) const;
+  std::size_t entry_hash(Id topic, const Term& pid, const Term& key) const;
+  std::size_t topic_key_hash(Id topic, const Term& key) const;
+
+  // Chain surgery over one of the three links.
+  void link_after(Id head, Id id, Link Record::*link);
+  void unlink(Id id, Link Record::*link);
+  std::vector<Id> chain(Id head, Link Record::*link) const;
+
+  // Records never move: chunks are reserved to kChunkSize and only appended.
+  std::vector<std::vector<Record>> chunks_;
+  Id free_ = kNone;
+  std::size_t size_ = 0;
+
+  std::vector<TopicSlot> topics_;
+  std::vector<Id> free_topics_;
+  IdTable topic_index_;  // topic slot ids keyed by topic
+
+  std::vector<ReplicaSlot> replicas_;
+  std::unordered_map<ReplicaRef, Id, ReplicaRefHash> replica_index_;
+
+  IdTable entries_;     // record ids keyed by (topic, pid, key)
+  IdTable topic_keys_;  // chain heads keyed by (topic, key)
+  IdTable pids_;        // chain heads keyed by pid
+};
+
+}  // namespace presence
