@@ -30,8 +30,10 @@
 // (=:=): 1 and 1.0 are different terms.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -74,6 +76,9 @@ class Atom {
   std::size_t hash() const { return std::hash<const void*>()(entry_); }
 
  private:
+  friend class Term;  // a Term stores an atom as its interned entry
+  explicit Atom(const std::string* entry) : entry_(entry) {}
+
   const std::string* entry_;
 };
 
@@ -193,8 +198,9 @@ class Term {
   std::strong_ordering operator<=>(const Term& other) const { return compare(other); }
   std::size_t hash() const;
 
-  // Elixir-like rendering for logs and test failures, e.g.
-  // {pub, heartbeat, {'a@vm', 17}, empty} or %{phx_ref => <<"x">>}.
+  // Erlang-like rendering for logs and test failures, e.g.
+  // {pub,heartbeat,{a@vm,17},empty} or #{phx_ref => <<"x">>}. Very large
+  // terms are cut short with "...".
   std::string to_string() const;
 
  private:
