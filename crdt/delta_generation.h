@@ -25,7 +25,8 @@ inline const std::vector<std::size_t> kDefaultMaxDeltaSizes = {100, 1000, 10000}
 // parent's current delta. Level i becomes (level i merged with delta) when
 // that has at most max_delta_sizes[i] entries (delta_size), else what level
 // i-1 became; a level not contiguous with delta stays as it was.
-// Precondition: generations is empty or has max_delta_sizes.size() levels.
+// Generations with another number of levels than max_delta_sizes count as
+// none.
 std::vector<Delta> push(const State& parent, const std::vector<Delta>& generations,
                         const Delta& delta, const std::vector<std::size_t>& max_delta_sizes);
 

@@ -70,7 +70,8 @@ class PresenceTable {
   // Every record of every replica not marked down.
   std::vector<Id> online() const;
 
-  // Erases every record of a replica and forgets the replica.
+  // Erases every record of a replica. Its status stays: a shard keeps
+  // permanently gone replicas marked down (one small slot each).
   void erase_replica(const ReplicaRef& replica);
 
   // Sorts ids in Phoenix's ETS order: (topic, pid, key).
@@ -101,7 +102,6 @@ class PresenceTable {
     ReplicaRef ref;
     IdTable by_clock;  // record ids keyed by their clock
     bool down = false;
-    bool used = false;
   };
 
   static constexpr std::size_t kChunkBits = 10;
@@ -128,9 +128,10 @@ class PresenceTable {
   void unlink(Id id, Link Record::*link);
   std::vector<Id> chain(Id head, Link Record::*link) const;
 
-  // Records never move: chunks are reserved to kChunkSize and only appended.
+  // Fixed-size chunks: growing never copies the records already stored.
   std::vector<std::vector<Record>> chunks_;
-  Id free_ = kNone;
+  Id allocated_ = 0;  // records ever allocated (live and free)
+  Id free_ = kNone;   // free records, chained through pid_link.next
   std::size_t size_ = 0;
 
   std::vector<TopicSlot> topics_;

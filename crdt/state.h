@@ -183,7 +183,7 @@ class State {
   // Returns nullopt and changes nothing when (topic, pid, key) is already
   // tracked (Phoenix's shard checks get_by_pid first; use leave_join to
   // change meta).
-  std::optional<Tag> join(Term pid, Term topic, Term key, Term meta);
+  std::optional<Tag> join(const Term& pid, const Term& topic, const Term& key, Term meta);
   // Replaces the meta of a tracked presence: the old tag is recorded as
   // removed and the presence gets a new tag (two clock bumps), which it
   // returns. nullopt and no change when the presence is not tracked.
@@ -250,19 +250,26 @@ class State {
   void compact();
 
  private:
+  using Id = PresenceTable::Id;
+
   MergeResult merge(const Context& remote_context, const Clouds& remote_clouds,
                     const Values& remote_values);
   std::vector<Presence> collect_joins(const Values& remote_values) const;
-  std::vector<std::uint32_t> collect_leaves(const Context& remote_context,
-                                            const Clouds& remote_clouds,
-                                            const Values& remote_values) const;
+  std::vector<Id> collect_leaves(const Context& remote_context, const Clouds& remote_clouds,
+                                 const Values& remote_values) const;
   void union_clouds(const Clouds& remote_clouds);
   void bump_clock();
-  void put_context(Context context);
-  void remove_tag(const Tag& tag);
+  // Phoenix's put_context: the delta's range ends at the own clock.
+  void sync_delta_end();
+  void remove(Id id);
   bool seen(const Tag& tag) const;
-  bool is_down(const ReplicaRef& replica) const;
   Clock own_clock() const;
+
+  Presence presence_of(Id id) const;
+  std::vector<Presence> presences_of(const std::vector<Id>& ids) const;
+  std::vector<Id> visible(std::vector<Id> ids) const;
+  std::vector<KeyMeta> key_metas(std::vector<Id> ids) const;
+  std::vector<Presence> replica_users(const ReplicaRef& replica) const;
 
   ReplicaRef replica_;
   Context context_;

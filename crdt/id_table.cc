@@ -1,0 +1,70 @@
+#include "crdt/id_table.h"
+
+#include <utility>
+
+namespace presence {
+
+namespace {
+
+constexpr std::size_t kMinSlots = 8;
+
+}  // namespace
+
+void IdTable::insert(std::size_t hash, Id id) {
+  assert(id != kNone);
+  // Grow beyond 13/16 full: linear probing degrades quickly past that.
+  if ((size_ + 1) * 16 > slots_.size() * 13) grow();
+  place({fold(hash), id});
+  ++size_;
+}
+
+void IdTable::erase(std::size_t hash, Id id) {
+  std::size_t hole = slot_of(hash, id);
+  slots_[hole].id = kNone;
+  --size_;
+  // Shift back every following slot whose home does not lie strictly
+  // between the hole and it, so that each stays reachable from its home.
+  for (std::size_t next = (hole + 1) & mask(); slots_[next].id != kNone;
+       next = (next + 1) & mask()) {
+    const std::size_t next_home = home(slots_[next].hash);
+    if (((next - next_home) & mask()) >= ((next - hole) & mask())) {
+      slots_[hole] = slots_[next];
+      slots_[next].id = kNone;
+      hole = next;
+    }
+  }
+}
+
+void IdTable::replace(std::size_t hash, Id old_id, Id new_id) {
+  assert(new_id != kNone);
+  slots_[slot_of(hash, old_id)].id = new_id;
+}
+
+std::size_t IdTable::slot_of(std::size_t hash, Id id) const {
+  assert(!slots_.empty());
+  const std::uint32_t h = fold(hash);
+  for (std::size_t i = home(h);; i = (i + 1) & mask()) {
+    // The id must be present: reaching an empty slot is a broken invariant.
+    assert(slots_[i].id != kNone);
+    if (slots_[i].id == id) return i;
+  }
+}
+
+void IdTable::grow() {
+  std::vector<Slot> old = std::exchange(slots_, {});
+  const std::size_t capacity = old.empty() ? kMinSlots : old.size() * 2;
+  slots_.assign(capacity, Slot{0, kNone});
+  shift_ = 32;
+  for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
+  for (const Slot& slot : old) {
+    if (slot.id != kNone) place(slot);
+  }
+}
+
+void IdTable::place(Slot slot) {
+  std::size_t i = home(slot.hash);
+  while (slots_[i].id != kNone) i = (i + 1) & mask();
+  slots_[i] = slot;
+}
+
+}  // namespace presence

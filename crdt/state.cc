@@ -1,0 +1,443 @@
+#include "crdt/state.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+namespace presence {
+
+namespace {
+
+using Id = PresenceTable::Id;
+
+bool in_context(const Context& context, const Tag& tag) {
+  auto it = context.find(tag.replica);
+  return it != context.end() && it->second >= tag.clock;
+}
+
+bool in_clouds(const Clouds& clouds, const Tag& tag) {
+  auto it = clouds.find(tag.replica);
+  return it != clouds.end() && it->second.contains(tag.clock);
+}
+
+// Phoenix's in?/3: the event is covered by the context or is a cloud dot.
+bool seen_by(const Context& context, const Clouds& clouds, const Tag& tag) {
+  return in_context(context, tag) || in_clouds(clouds, tag);
+}
+
+void put_tag(Clouds* clouds, const Tag& tag) {
+  (*clouds)[tag.replica].insert(tag.clock);
+}
+
+void delete_tag(Clouds* clouds, const Tag& tag) {
+  auto it = clouds->find(tag.replica);
+  if (it != clouds->end()) it->second.erase(tag.clock);
+}
+
+// Records a removal in a delta: the tag becomes a dot, the value goes.
+void remove_delta_tag(Delta* delta, const Tag& tag) {
+  put_tag(&delta->clouds, tag);
+  delta->values.erase(tag);
+}
+
+void union_into(Cloud* into, const Cloud& from) {
+  into->insert(from.begin(), from.end());
+}
+
+template <class Map>
+Map take(const Map& map, const Context& keys_of) {
+  Map taken;
+  for (const auto& entry : keys_of) {
+    auto it = map.find(entry.first);
+    if (it != map.end()) taken.insert(*it);
+  }
+  return taken;
+}
+
+Context own_entry(const Context& context, const ReplicaRef& replica) {
+  Context taken;
+  auto it = context.find(replica);
+  if (it != context.end()) taken.insert(*it);
+  return taken;
+}
+
+}  // namespace
+
+std::size_t delta_size(const Delta& delta) {
+  std::size_t size = delta.values.size();
+  for (const auto& entry : delta.clouds) size += entry.second.size();
+  return size;
+}
+
+Delta extract(const Delta& delta, const ReplicaRef& remote_ref, const Context& remote_context) {
+  Delta extracted;
+  extracted.replica = delta.replica;
+  extracted.context = delta.context;
+  extracted.replicas = delta.replicas;
+  extracted.clouds = take(delta.clouds, remote_context);
+  extracted.range = {take(delta.range.start, remote_context),
+                     take(delta.range.end, remote_context)};
+  for (const auto& [tag, value] : delta.values) {
+    if (tag.replica != remote_ref && remote_context.contains(tag.replica)) {
+      extracted.values.emplace(tag, value);
+    }
+  }
+  return extracted;
+}
+
+std::optional<Delta> merge_deltas(const Delta& local, const Delta& remote) {
+  // Phoenix tests (a and b) or (b and a): the same condition twice.
+  const bool contiguous = dominates_or_equal(remote.range.end, local.range.start) &&
+                          dominates_or_equal(local.range.end, remote.range.start);
+  if (!contiguous) return std::nullopt;
+
+  Delta merged;
+  merged.replica = local.replica;
+  merged.context = local.context;
+  merged.replicas = local.replicas;
+  merged.range = {lowerbound(local.range.start, remote.range.start),
+                  upperbound(local.range.end, remote.range.end)};
+  // Deltas union every cloud: unlike a state, a delta knows no replica set.
+  merged.clouds = local.clouds;
+  for (const auto& [replica, cloud] : remote.clouds) union_into(&merged.clouds[replica], cloud);
+
+  merged.values.reserve(local.values.size() + remote.values.size());
+  for (const auto& [tag, value] : local.values) {
+    if (remote.values.contains(tag) || !seen_by(remote.context, remote.clouds, tag)) {
+      merged.values.emplace(tag, value);
+    }
+  }
+  for (const auto& [tag, value] : remote.values) {
+    if (!local.values.contains(tag) && !seen_by(local.context, local.clouds, tag)) {
+      merged.values.emplace(tag, value);
+    }
+  }
+  return merged;
+}
+
+void remove_down_replicas(Delta* delta, const ReplicaRef& replica) {
+  delta->range.start.erase(replica);
+  delta->range.end.erase(replica);
+  delta->clouds.erase(replica);
+  std::erase_if(delta->values, [&](const auto& entry) { return entry.first.replica == replica; });
+}
+
+Delta empty_delta(const ReplicaRef& replica, Clock own_clock) {
+  Delta delta;
+  delta.replica = replica;
+  delta.range.start = {{replica, own_clock}};
+  delta.range.end = delta.range.start;
+  return delta;
+}
+
+State::State(ReplicaRef replica)
+    : replica_(std::move(replica)),
+      context_{{replica_, 0}},
+      replicas_{{replica_, ReplicaStatus::kUp}} {
+  reset_delta();
+}
+
+ReplicaClock State::clocks() const {
+  ReplicaClock clock{replica_, context_};
+  for (const auto& [replica, status] : replicas_) {
+    if (status == ReplicaStatus::kDown) clock.context.erase(replica);
+  }
+  return clock;
+}
+
+std::optional<Tag> State::join(const Term& pid, const Term& topic, const Term& key, Term meta) {
+  if (values_.find(topic, pid, key) != PresenceTable::kNone) return std::nullopt;
+  bump_clock();
+  const Tag tag{replica_, own_clock()};
+  const Id id = values_.insert(topic, pid, key, meta, tag);
+  // The delta shares the stored payloads (the table may have deduplicated
+  // pid and key).
+  delta_.values[tag] = {values_.pid(id), values_.topic(id), values_.key(id), std::move(meta)};
+  return tag;
+}
+
+std::optional<Tag> State::leave_join(const Term& pid, const Term& topic, const Term& key,
+                                     Term meta) {
+  const Id id = values_.find(topic, pid, key);
+  if (id == PresenceTable::kNone) return std::nullopt;
+  const Tag old_tag = values_.tag(id);
+  delete_tag(&clouds_, old_tag);
+  remove_delta_tag(&delta_, old_tag);
+  bump_clock();
+
+  bump_clock();
+  const Tag tag{replica_, own_clock()};
+  values_.update(id, meta, tag);
+  delta_.values[tag] = {values_.pid(id), values_.topic(id), values_.key(id), std::move(meta)};
+  return tag;
+}
+
+std::optional<Presence> State::leave(const Term& pid, const Term& topic, const Term& key) {
+  const Id id = values_.find(topic, pid, key);
+  if (id == PresenceTable::kNone) return std::nullopt;
+  Presence removed = presence_of(id);
+  remove(id);
+  return removed;
+}
+
+std::vector<Presence> State::leave(const Term& pid) {
+  std::vector<Id> ids = values_.by_pid(pid);
+  values_.sort(&ids);
+  std::vector<Presence> removed = presences_of(ids);
+  for (Id id : ids) remove(id);
+  return removed;
+}
+
+std::vector<Presence> State::online_list() const {
+  std::vector<Id> ids = values_.online();
+  values_.sort(&ids);
+  return presences_of(ids);
+}
+
+std::vector<KeyMeta> State::get_by_topic(const Term& topic) const {
+  return key_metas(visible(values_.by_topic(topic)));
+}
+
+std::vector<KeyMeta> State::tracked_values(const Term& topic) const {
+  return key_metas(values_.by_topic(topic));
+}
+
+std::vector<PidMeta> State::get_by_key(const Term& topic, const Term& key) const {
+  std::vector<Id> ids = visible(values_.by_topic_key(topic, key));
+  values_.sort(&ids);
+  std::vector<PidMeta> result;
+  result.reserve(ids.size());
+  for (Id id : ids) result.push_back({values_.pid(id), values_.meta(id)});
+  return result;
+}
+
+std::optional<Presence> State::get_by_pid(const Term& pid, const Term& topic,
+                                          const Term& key) const {
+  const Id id = values_.find(topic, pid, key);
+  if (id == PresenceTable::kNone) return std::nullopt;
+  return presence_of(id);
+}
+
+std::vector<Presence> State::get_by_pid(const Term& pid) const {
+  std::vector<Id> ids = values_.by_pid(pid);
+  values_.sort(&ids);
+  return presences_of(ids);
+}
+
+bool State::has_delta() const {
+  return std::any_of(delta_.clouds.begin(), delta_.clouds.end(),
+                     [](const auto& entry) { return !entry.second.empty(); });
+}
+
+void State::reset_delta() {
+  delta_ = Delta{};
+  delta_.replica = replica_;
+  delta_.range.start = own_entry(context_, replica_);
+  delta_.range.end = delta_.range.start;
+}
+
+WholeState State::extract(const ReplicaRef& remote_ref, const Context& remote_context) const {
+  WholeState whole;
+  whole.replica = replica_;
+  whole.context = take(context_, remote_context);
+  whole.clouds = take(clouds_, remote_context);
+  whole.replicas = replicas_;
+  for (const auto& entry : remote_context) {
+    if (entry.first == remote_ref) continue;
+    for (Id id : values_.by_replica(entry.first)) {
+      whole.values.emplace(values_.tag(id), PresenceValue{values_.pid(id), values_.topic(id),
+                                                          values_.key(id), values_.meta(id)});
+    }
+  }
+  return whole;
+}
+
+MergeResult State::merge(const Delta& remote) {
+  return merge(remote.context, remote.clouds, remote.values);
+}
+
+MergeResult State::merge(const WholeState& remote) {
+  return merge(remote.context, remote.clouds, remote.values);
+}
+
+std::vector<Presence> State::replica_up(const ReplicaRef& replica) {
+  context_.emplace(replica, 0);
+  replicas_[replica] = ReplicaStatus::kUp;
+  values_.set_down(replica, false);
+  return replica_users(replica);
+}
+
+std::vector<Presence> State::replica_down(const ReplicaRef& replica) {
+  replicas_[replica] = ReplicaStatus::kDown;
+  values_.set_down(replica, true);
+  return replica_users(replica);
+}
+
+void State::remove_down_replicas(const ReplicaRef& replica) {
+  context_.erase(replica);
+  values_.erase_replica(replica);
+  clouds_.erase(replica);
+  presence::remove_down_replicas(&delta_, replica);
+}
+
+void State::compact() {
+  for (auto& [replica, cloud] : clouds_) {
+    auto known = context_.find(replica);
+    for (auto it = cloud.begin(); it != cloud.end();) {
+      const Clock clock = *it;
+      if (known != context_.end() && known->second + 1 == clock) {
+        known->second = clock;
+      } else if (known != context_.end() && known->second >= clock) {
+        // already covered
+      } else if (known == context_.end() && clock == 1) {
+        known = context_.emplace(replica, clock).first;
+      } else {
+        ++it;
+        continue;
+      }
+      it = cloud.erase(it);
+    }
+  }
+  sync_delta_end();
+}
+
+MergeResult State::merge(const Context& remote_context, const Clouds& remote_clouds,
+                         const Values& remote_values) {
+  MergeResult result;
+  result.joins = collect_joins(remote_values);
+  const std::vector<Id> leave_ids = collect_leaves(remote_context, remote_clouds, remote_values);
+
+  union_clouds(remote_clouds);
+  result.leaves = presences_of(leave_ids);
+  for (const Presence& left : result.leaves) {
+    delete_tag(&clouds_, left.tag);
+    remove_delta_tag(&delta_, left.tag);
+  }
+
+  // A join of a key that is also leaving (a remote update) replaces the
+  // record in place, as Phoenix's ETS insert does; other leaves go.
+  for (const Presence& joined : result.joins) {
+    const Id existing = values_.find(joined.topic, joined.pid, joined.key);
+    if (existing == PresenceTable::kNone) {
+      values_.insert(joined.topic, joined.pid, joined.key, joined.meta, joined.tag);
+    } else {
+      values_.update(existing, joined.meta, joined.tag);
+    }
+  }
+  for (std::size_t i = 0; i < leave_ids.size(); ++i) {
+    if (values_.tag(leave_ids[i]) == result.leaves[i].tag) values_.erase(leave_ids[i]);
+  }
+
+  for (const auto& [replica, clock] : remote_context) {
+    auto it = context_.find(replica);
+    if (it != context_.end()) it->second = std::max(it->second, clock);
+  }
+  sync_delta_end();
+  compact();
+  return result;
+}
+
+std::vector<Presence> State::collect_joins(const Values& remote_values) const {
+  std::vector<Presence> joins;
+  for (const auto& [tag, value] : remote_values) {
+    if (!context_.contains(tag.replica) || seen(tag)) continue;
+    // A tag names one presence: a value whose tag is stored already is not
+    // new, even if a peer failed to list that tag as seen.
+    if (values_.find(tag) != PresenceTable::kNone) continue;
+    joins.push_back({value.topic, value.pid, value.key, value.meta, tag});
+  }
+  return joins;
+}
+
+std::vector<Id> State::collect_leaves(const Context& remote_context, const Clouds& remote_clouds,
+                                      const Values& remote_values) const {
+  // Phoenix scans every local value of other replicas; only those whose tag
+  // the remote context or clouds cover can leave, so this visits just the
+  // replicas of the remote context and the tags of the remote clouds.
+  std::vector<Id> leaves;
+  for (const auto& [replica, clock] : remote_context) {
+    if (replica == replica_) continue;
+    for (Id id : values_.by_replica(replica)) {
+      const Tag tag = values_.tag(id);
+      if (tag.clock <= clock && !remote_values.contains(tag)) leaves.push_back(id);
+    }
+  }
+  for (const auto& [replica, cloud] : remote_clouds) {
+    if (replica == replica_) continue;
+    for (Clock clock : cloud) {
+      const Tag tag{replica, clock};
+      if (in_context(remote_context, tag) || remote_values.contains(tag)) continue;
+      const Id id = values_.find(tag);
+      if (id != PresenceTable::kNone) leaves.push_back(id);
+    }
+  }
+  return leaves;
+}
+
+void State::union_clouds(const Clouds& remote_clouds) {
+  // A state only takes in the clouds of replicas its context knows.
+  for (const auto& [replica, cloud] : remote_clouds) {
+    if (context_.contains(replica)) union_into(&clouds_[replica], cloud);
+  }
+}
+
+void State::bump_clock() {
+  const Clock clock = ++context_[replica_];
+  const Tag tag{replica_, clock};
+  put_tag(&clouds_, tag);
+  put_tag(&delta_.clouds, tag);
+  delta_.range.end[replica_] = clock;
+}
+
+void State::sync_delta_end() {
+  delta_.range.end[replica_] = own_clock();
+}
+
+void State::remove(Id id) {
+  const Tag tag = values_.tag(id);
+  values_.erase(id);
+  delete_tag(&clouds_, tag);
+  remove_delta_tag(&delta_, tag);
+  bump_clock();
+}
+
+bool State::seen(const Tag& tag) const {
+  return seen_by(context_, clouds_, tag);
+}
+
+Clock State::own_clock() const {
+  auto it = context_.find(replica_);
+  return it == context_.end() ? 0 : it->second;
+}
+
+Presence State::presence_of(Id id) const {
+  return {values_.topic(id), values_.pid(id), values_.key(id), values_.meta(id), values_.tag(id)};
+}
+
+std::vector<Presence> State::presences_of(const std::vector<Id>& ids) const {
+  std::vector<Presence> presences;
+  presences.reserve(ids.size());
+  for (Id id : ids) presences.push_back(presence_of(id));
+  return presences;
+}
+
+std::vector<Id> State::visible(std::vector<Id> ids) const {
+  std::erase_if(ids, [&](Id id) { return values_.hidden(id); });
+  return ids;
+}
+
+std::vector<KeyMeta> State::key_metas(std::vector<Id> ids) const {
+  values_.sort(&ids);
+  std::vector<KeyMeta> result;
+  result.reserve(ids.size());
+  for (Id id : ids) result.push_back({values_.key(id), values_.meta(id)});
+  return result;
+}
+
+std::vector<Presence> State::replica_users(const ReplicaRef& replica) const {
+  std::vector<Id> ids = values_.by_replica(replica);
+  values_.sort(&ids);
+  return presences_of(ids);
+}
+
+}  // namespace presence
