@@ -5,29 +5,16 @@
 
 namespace presence {
 
-const char* to_string(ReplicaStatus status) {
+const char* to_string(Replica::Status status) {
   switch (status) {
-    case ReplicaStatus::kUp:
+    case Replica::Status::kUp:
       return "up";
-    case ReplicaStatus::kDown:
+    case Replica::Status::kDown:
       return "down";
-    case ReplicaStatus::kPermdown:
+    case Replica::Status::kPermdown:
       return "permdown";
   }
   return "up";
-}
-
-Term replica_ref(Atom name, std::int64_t vsn) {
-  return Term::tuple({Term::atom(name), Term::integer(vsn)});
-}
-
-Term Replica::ref() const {
-  return replica_ref(name, vsn);
-}
-
-std::optional<ReplicaRef> parse_replica_ref(const Term& term) {
-  if (!term.is_tuple(2) || !term[0].is_atom() || !term[1].is_integer()) return std::nullopt;
-  return ReplicaRef{term[0].as_atom(), term[1].as_integer()};
 }
 
 std::int64_t new_replica_vsn() {
@@ -36,13 +23,10 @@ std::int64_t new_replica_vsn() {
   return std::chrono::duration_cast<std::chrono::microseconds>(now).count() + ++unique;
 }
 
-ReplicaTransition ReplicaTable::put_heartbeat(Atom name, std::int64_t vsn, std::int64_t now_ms) {
-  Replica updated{name, vsn, now_ms, ReplicaStatus::kUp};
-  auto it = replicas_.find(name);
-  if (it == replicas_.end()) {
-    replicas_.emplace(name, updated);
-    return {std::nullopt, updated};
-  }
+ReplicaTransition ReplicaTable::put_heartbeat(const ReplicaRef& ref, std::int64_t now_ms) {
+  Replica updated{ref, now_ms, Replica::Status::kUp};
+  auto [it, inserted] = replicas_.try_emplace(ref.node, updated);
+  if (inserted) return {std::nullopt, updated};
   Replica previous = it->second;
   it->second = updated;
   return {previous, updated};
@@ -53,18 +37,18 @@ ReplicaTransition ReplicaTable::detect_down(const Replica& replica, std::int64_t
   std::int64_t downtime = now_ms - replica.last_heartbeat_at;
   Replica updated = replica;
   if (downtime > permdown_ms) {
-    replicas_.erase(replica.name);
-    updated.status = ReplicaStatus::kPermdown;
+    replicas_.erase(replica.ref.node);
+    updated.status = Replica::Status::kPermdown;
   } else if (downtime > down_ms) {
-    updated.status = ReplicaStatus::kDown;
-    replicas_[replica.name] = updated;
+    updated.status = Replica::Status::kDown;
+    replicas_[replica.ref.node] = updated;
   }
   return {replica, updated};
 }
 
-const Replica* ReplicaTable::fetch_by_ref(Atom name, std::int64_t vsn) const {
-  auto it = replicas_.find(name);
-  if (it == replicas_.end() || it->second.vsn != vsn) return nullptr;
+const Replica* ReplicaTable::fetch_by_ref(const ReplicaRef& ref) const {
+  auto it = replicas_.find(ref.node);
+  if (it == replicas_.end() || it->second.ref.vsn != ref.vsn) return nullptr;
   return &it->second;
 }
 

@@ -1,12 +1,12 @@
 // The replica table of a tracker shard, as Phoenix.Tracker.Replica keeps it.
 //
 // A replica is one shard of one node, named by the node and identified by a
-// version (vsn) chosen when the shard starts: the pair {Name, Vsn} is the
-// replica ref that travels in every heartbeat. The table holds, per remote
-// node name, the last version heard from, when it was last heard from and
-// whether it is up, down (silent for down_period: its presences are hidden)
-// or, transiently, permdown (silent for permdown_period: its presences are
-// deleted and the entry removed).
+// version (vsn) chosen when the shard starts: the ReplicaRef {Node, Vsn}
+// travels in every heartbeat. The table holds, per remote node, the last
+// version heard from, when it was last heard from and whether it is up,
+// down (silent for down_period: its presences are hidden) or, transiently,
+// permdown (silent for permdown_period: its presences are deleted and the
+// entry removed).
 //
 // Pure logic: time is passed in as milliseconds of any monotonic clock.
 // Not thread-safe; a shard owns its table.
@@ -16,35 +16,21 @@
 #include <map>
 #include <optional>
 
+#include "crdt/clock.h"
 #include "term/term.h"
 
 namespace presence {
 
-enum class ReplicaStatus { kUp, kDown, kPermdown };
+struct Replica {
+  enum class Status { kUp, kDown, kPermdown };
+
+  ReplicaRef ref;
+  std::int64_t last_heartbeat_at = 0;  // milliseconds
+  Status status = Status::kUp;
+};
 
 // "up", "down" or "permdown", as the atoms Phoenix uses.
-const char* to_string(ReplicaStatus status);
-
-struct Replica {
-  Atom name;
-  std::int64_t vsn = 0;
-  std::int64_t last_heartbeat_at = 0;  // milliseconds
-  ReplicaStatus status = ReplicaStatus::kUp;
-
-  // The replica ref {Name, Vsn}.
-  Term ref() const;
-};
-
-// The replica ref {Name, Vsn} as a term.
-Term replica_ref(Atom name, std::int64_t vsn);
-
-// Reads a replica ref from a peer's message: a 2-tuple of an atom and an
-// integer. Returns std::nullopt for anything else.
-struct ReplicaRef {
-  Atom name;
-  std::int64_t vsn = 0;
-};
-std::optional<ReplicaRef> parse_replica_ref(const Term& term);
+const char* to_string(Replica::Status status);
 
 // A new version for a replica starting now: the system time in
 // microseconds plus a process-wide positive counter, as Phoenix makes it,
@@ -60,9 +46,9 @@ struct ReplicaTransition {
 
 class ReplicaTable {
  public:
-  // Records a heartbeat from {name, vsn}: the entry becomes up with that
-  // vsn and last heard from now.
-  ReplicaTransition put_heartbeat(Atom name, std::int64_t vsn, std::int64_t now_ms);
+  // Records a heartbeat from ref: the entry of its node becomes up with
+  // ref's vsn, last heard from now.
+  ReplicaTransition put_heartbeat(const ReplicaRef& ref, std::int64_t now_ms);
 
   // Re-evaluates one entry: silent for more than permdown_ms it is removed
   // (updated.status is kPermdown), for more than down_ms it becomes down,
@@ -70,10 +56,11 @@ class ReplicaTable {
   ReplicaTransition detect_down(const Replica& replica, std::int64_t down_ms,
                                 std::int64_t permdown_ms, std::int64_t now_ms);
 
-  // The entry for name only if it has exactly this vsn.
-  const Replica* fetch_by_ref(Atom name, std::int64_t vsn) const;
+  // The entry of ref's node only if it has exactly ref's vsn.
+  const Replica* fetch_by_ref(const ReplicaRef& ref) const;
 
-  void erase(Atom name) { replicas_.erase(name); }
+  void erase(Atom node) { replicas_.erase(node); }
+  // Keyed by node name.
   const std::map<Atom, Replica>& entries() const { return replicas_; }
   bool empty() const { return replicas_.empty(); }
 

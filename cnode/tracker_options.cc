@@ -6,6 +6,8 @@
 #include <map>
 #include <type_traits>
 
+#include "cnode/pubsub.h"
+
 namespace presence {
 namespace {
 
@@ -43,14 +45,14 @@ Setter int_setter(const char* option, Field TrackerOptions::*field, std::int64_t
 }
 
 std::optional<std::string> set_delta_sizes(TrackerOptions& options, std::string_view value) {
-  std::vector<std::int64_t> sizes;
+  std::vector<std::size_t> sizes;
   while (true) {
     auto colon = value.find(':');
     auto size = parse_int(value.substr(0, colon));
     if (!size || *size < 1) {
       return bad_value("max_delta_sizes", value, "a ':'-separated list of positive integers");
     }
-    sizes.push_back(*size);
+    sizes.push_back(static_cast<std::size_t>(*size));
     if (colon == std::string_view::npos) break;
     value.remove_prefix(colon + 1);
   }
@@ -140,9 +142,7 @@ std::optional<std::string> validate(const TrackerOptions& options) {
 }
 
 Atom module_atom(std::string_view name) {
-  bool alias = !name.empty() && name.front() >= 'A' && name.front() <= 'Z';
-  if (!alias) return Atom(name);
-  return Atom("Elixir." + std::string(name));
+  return pubsub_name(name);
 }
 
 TrackerFlagResult parse_tracker_flag(std::string_view text, std::optional<Atom> default_pubsub) {

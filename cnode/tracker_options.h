@@ -28,7 +28,7 @@ struct TrackerOptions {
   std::optional<std::chrono::milliseconds> down_period;
   std::chrono::milliseconds permdown_period{1'200'000};
   int clock_sample_periods = 2;
-  std::vector<std::int64_t> max_delta_sizes{100, 1000, 10'000};
+  std::vector<std::size_t> max_delta_sizes{100, 1000, 10'000};
   // Level of the shards' replica and transfer events; unset means not logged
   // (Phoenix's `log_level: false`).
   std::optional<LogLevel> log_level;
@@ -46,9 +46,9 @@ struct TrackerOptions {
 // std::nullopt when they are valid.
 std::optional<std::string> validate(const TrackerOptions& options);
 
-// An Erlang atom for a name given on the command line or in a request: an
-// Elixir alias (starts with an upper-case ASCII letter, e.g. MyApp.Presence)
-// becomes 'Elixir.MyApp.Presence', any other name is the atom itself.
+// An Erlang atom for a name given on the command line or in a request, by
+// the rule of pubsub_name(): an Elixir alias such as MyApp.Presence becomes
+// 'Elixir.MyApp.Presence'; 'Elixir.'-prefixed and plain names stay as they are.
 Atom module_atom(std::string_view name);
 
 // The result of parsing a flag: the options, or why the text was refused.

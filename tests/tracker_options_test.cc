@@ -31,7 +31,7 @@ TEST(TrackerOptionsTest, NameAloneTakesPhoenixDefaults) {
   EXPECT_EQ(options.effective_down_period().count(), 30'000);
   EXPECT_EQ(options.permdown_period.count(), 1'200'000);
   EXPECT_EQ(options.clock_sample_periods, 2);
-  EXPECT_EQ(options.max_delta_sizes, (std::vector<std::int64_t>{100, 1000, 10'000}));
+  EXPECT_EQ(options.max_delta_sizes, (std::vector<std::size_t>{100, 1000, 10'000}));
   EXPECT_FALSE(options.log_level.has_value());
   EXPECT_FALSE(options.permdown_on_shutdown);
 }
@@ -48,7 +48,7 @@ TEST(TrackerOptionsTest, EveryOptionIsRead) {
   EXPECT_EQ(options.effective_down_period().count(), 5000);
   EXPECT_EQ(options.permdown_period.count(), 9000);
   EXPECT_EQ(options.clock_sample_periods, 5);
-  EXPECT_EQ(options.max_delta_sizes, (std::vector<std::int64_t>{10, 20}));
+  EXPECT_EQ(options.max_delta_sizes, (std::vector<std::size_t>{10, 20}));
   EXPECT_EQ(options.log_level, LogLevel::kInfo);
   EXPECT_TRUE(options.permdown_on_shutdown);
 }
