@@ -107,7 +107,7 @@ PubSub::SubscriptionId PubSub::subscribe(std::string topic, Handler handler) {
 }
 
 PubSub::SubscriptionId PubSub::subscribe(std::string topic, Term pid) {
-  if (!pid.is_pid() || pid.as_pid().node != self_node_) return 0;
+  if (!pid.is_pid()) return 0;
   auto subscription = std::make_shared<Subscription>();
   subscription->id = next_id_++;
   subscription->topic = std::move(topic);
@@ -146,6 +146,52 @@ void PubSub::direct_broadcast(Atom node, std::string topic, Term message) {
       self.mailboxes_.front()->send(self.adapter(), node, self.forward(topic, message));
     }
   });
+}
+
+// --- control requests ---
+
+namespace {
+
+bool is_request(const Term& request, std::string_view verb, std::size_t arity) {
+  return request.is_tuple(arity) && request[0].is_atom(verb);
+}
+
+}  // namespace
+
+std::optional<Term> PubSub::handle_request(const Term& request) {
+  if (!request.is_tuple() || request.size() < 3 || !request[0].is_atom()) return std::nullopt;
+  bool direct = is_request(request, "direct_broadcast", 5);
+  const Term& pubsub = direct ? request[2] : request[1];
+  if (pubsub != Term::atom(name_)) return std::nullopt;
+
+  Term ok = Term::atom("ok");
+  Term badarg = Term::tuple({Term::atom("error"), Term::atom("badarg")});
+  if (is_request(request, "unsubscribe", 3)) {
+    // Only what a request subscribed: the node's own subscribers (tracker
+    // shards) are not for a control process to end.
+    if (!request[2].is_integer()) return badarg;
+    auto id = static_cast<SubscriptionId>(request[2].as_integer());
+    if (requested_.erase(id) == 0) return badarg;
+    unsubscribe(id);
+    return ok;
+  }
+  if (is_request(request, "subscribe", 4)) {
+    if (!request[2].is_binary() || !request[3].is_pid()) return badarg;
+    SubscriptionId id = subscribe(std::string(request[2].as_binary()), request[3]);
+    requested_.insert(id);
+    return Term::tuple({ok, Term::integer(static_cast<std::int64_t>(id))});
+  }
+  std::size_t topic = direct ? 3 : 2;
+  bool broadcast = is_request(request, "broadcast", 4);
+  bool local = is_request(request, "local_broadcast", 4);
+  if (!broadcast && !local && !direct) return std::nullopt;
+  if (!request[topic].is_binary() || (direct && !request[1].is_atom())) return badarg;
+  std::string topic_text(request[topic].as_binary());
+  const Term& message = request[topic + 1];
+  if (broadcast) this->broadcast(std::move(topic_text), message);
+  if (local) local_broadcast(std::move(topic_text), message);
+  if (direct) direct_broadcast(request[1].as_atom(), std::move(topic_text), message);
+  return ok;
 }
 
 // --- messages from peers ---
@@ -197,6 +243,7 @@ void PubSub::remove(SubscriptionId id) {
   if (it == subscriptions_.end()) return;
   std::shared_ptr<Subscription> subscription = std::move(it->second);
   subscriptions_.erase(it);
+  requested_.erase(id);
   subscription->active = false;
   if (subscription->pid.is_pid() && monitors_.erase(subscription->monitor_ref) > 0) {
     mailboxes_.front()->demonitor(subscription->monitor_ref);

@@ -26,9 +26,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cnode/node.h"
@@ -74,9 +76,9 @@ class PubSub : public std::enable_shared_from_this<PubSub> {
 
   // `handler` receives every message broadcast on topic from now on.
   SubscriptionId subscribe(std::string topic, Handler handler);
-  // The process `pid` of this node is sent every message broadcast on topic
-  // until it ends or is unsubscribed. Returns 0 if pid is not a pid of this
-  // node.
+  // The process `pid` (of any node) is sent every message broadcast on
+  // topic until it ends, its node disconnects, or it is unsubscribed.
+  // Returns 0 if pid is not a pid.
   SubscriptionId subscribe(std::string topic, Term pid);
   // After this returns on the node thread the subscriber gets nothing more;
   // from another thread, deliveries already under way may still arrive.
@@ -91,6 +93,18 @@ class PubSub : public std::enable_shared_from_this<PubSub> {
   // To the subscribers of topic on `node` only (through that node's adapter
   // process, as Phoenix does; locally when node is this one).
   void direct_broadcast(Atom node, std::string topic, Term message);
+
+  // Serves the PubSub requests of a control process, each naming this
+  // PubSub as Phoenix.PubSub's functions do (Topic a binary):
+  //   {subscribe, PubSub, Topic, Pid}                  -> {ok, Id}
+  //   {unsubscribe, PubSub, Id}                        -> ok (Id from subscribe)
+  //   {broadcast, PubSub, Topic, Message}              -> ok
+  //   {local_broadcast, PubSub, Topic, Message}        -> ok
+  //   {direct_broadcast, Node, PubSub, Topic, Message} -> ok
+  // A request of that shape with bad arguments is answered {error, badarg}.
+  // Returns std::nullopt for anything else (another PubSub's request too).
+  // Node thread.
+  std::optional<Term> handle_request(const Term& request);
 
  private:
   struct Subscription {
@@ -129,6 +143,7 @@ class PubSub : public std::enable_shared_from_this<PubSub> {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Subscription>>> topics_;
   std::unordered_map<SubscriptionId, std::shared_ptr<Subscription>> subscriptions_;
   std::unordered_map<Term, SubscriptionId, TermHash> monitors_;  // monitor ref -> subscription
+  std::unordered_set<SubscriptionId> requested_;                 // made by handle_request
 };
 
 }  // namespace presence
