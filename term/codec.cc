@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace presence {
@@ -87,6 +88,30 @@ std::string latin1_to_utf8(std::string_view latin1) {
     }
   }
   return utf8;
+}
+
+// The BEAM's limit on an atom's length, in characters.
+constexpr std::size_t kMaxAtomCharacters = 255;
+
+// Counts the characters of well-formed UTF-8 (no overlong forms, no
+// surrogates, nothing above U+10FFFF); nullopt if it is not.
+std::optional<std::size_t> utf8_characters(std::string_view text) {
+  std::size_t characters = 0;
+  for (std::size_t i = 0; i < text.size(); ++characters) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (n == 0 || c > 0xF4 || i + n > text.size()) return std::nullopt;
+    std::uint32_t code = n == 1 ? c : c & (0xFF >> (n + 1));
+    for (std::size_t k = 1; k < n; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return std::nullopt;
+      code = (code << 6) | (next & 0x3F);
+    }
+    bool overlong = (n == 3 && code < 0x800) || (n == 4 && code < 0x10000);
+    if (overlong || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) return std::nullopt;
+    i += n;
+  }
+  return characters;
 }
 
 // Decodes one term from a buffer that ei reads without bounds: before each
@@ -240,6 +265,10 @@ class Decoder {
     int header = (tag == kAtom || tag == kAtomUtf8) ? 3 : 2;
     std::string_view raw(buf_ + start + header, static_cast<std::size_t>(size - header));
     bool latin1 = tag == kAtom || tag == kSmallAtom;
+    std::optional<std::size_t> characters = latin1 ? raw.size() : utf8_characters(raw);
+    if (!characters || *characters > kMaxAtomCharacters) {
+      return fail(DecodeErrc::kMalformed, start);
+    }
     *out = latin1 ? Atom(latin1_to_utf8(raw)) : Atom(raw);
     return true;
   }
@@ -251,12 +280,13 @@ class Decoder {
     return true;
   }
 
-  // Checks that a node atom followed by `fixed` bytes lies at idx + skip,
-  // and returns the node's name.
-  bool node_and_fixed(int start, int skip, int fixed, Atom* node) {
+  // Checks that a node atom followed by `fixed` bytes lies at start + skip,
+  // and returns the node's name and where the fixed bytes begin.
+  bool node_and_fixed(int start, int skip, int fixed, Atom* node, int* fixed_at = nullptr) {
     int at = start + skip;
     int size = atom_extent(at);
     if (size == 0 || !need(at, static_cast<std::int64_t>(size) + fixed)) return false;
+    if (fixed_at != nullptr) *fixed_at = at + size;
     return atom(&at, node);
   }
 
@@ -279,11 +309,16 @@ class Decoder {
     auto tag = static_cast<unsigned char>(buf_[start]);
     int fixed = tag == kV4Port ? 12 : (tag == kNewPort ? 8 : 5);
     PortValue value;
-    if (!node_and_fixed(start, 1, fixed, &value.node)) return false;
+    int fixed_at = 0;
+    if (!node_and_fixed(start, 1, fixed, &value.node, &fixed_at)) return false;
     erlang_port decoded;
     if (!ei_ok(ei_decode_port(buf_, idx, &decoded), start)) return false;
-    value.id = decoded.id;
-    value.creation = decoded.creation;
+    // ei keeps only 28 bits of a NEW_PORT_EXT id: the fields are read here.
+    const char* id = buf_ + fixed_at;
+    value.id = tag == kV4Port ? (std::uint64_t{read_be(id, 4)} << 32) | read_be(id + 4, 4)
+                              : read_be(id, 4);
+    const char* creation = buf_ + fixed_at + (tag == kV4Port ? 8 : 4);
+    value.creation = read_be(creation, tag == kPort ? 1 : 4);
     *out = Term::port(std::move(value));
     return true;
   }
@@ -319,7 +354,7 @@ class Decoder {
     if (!need(start, header) || !ei_ok(ei_decode_tuple_header(buf_, idx, &arity), start)) {
       return false;
     }
-    if (!need(*idx, arity)) return false;  // each element takes a byte at least
+    if (!need(*idx, arity)) return false;  // each element takes a byte at least; arity >= 0
     if (arity > 0 && !deeper(start, depth)) return false;
     std::vector<Term> elements(static_cast<std::size_t>(arity));
     for (Term& element : elements) {
@@ -340,7 +375,11 @@ class Decoder {
       *out = Term();
       return true;
     }
-    if (!need(*idx, static_cast<std::int64_t>(count) + 1) || !deeper(start, depth)) return false;
+    // ei reports counts beyond INT_MAX as negative.
+    if (count < 0 || !need(*idx, static_cast<std::int64_t>(count) + 1)) {
+      return fail(DecodeErrc::kTruncated, start);
+    }
+    if (!deeper(start, depth)) return false;
     std::vector<Term> elements(static_cast<std::size_t>(count));
     for (Term& element : elements) {
       if (!term(idx, depth + 1, &element)) return false;

@@ -344,11 +344,9 @@ struct KeyLess {
   }
 };
 
-}  // namespace
-
-Term Term::map(std::vector<std::pair<Term, Term>> entries) {
+// Sorts entries by key; of equal keys, the last one given is kept.
+std::vector<std::pair<Term, Term>> sorted_unique(std::vector<std::pair<Term, Term>> entries) {
   std::stable_sort(entries.begin(), entries.end(), KeyLess());
-  // Of equal keys, stable sorting keeps input order: keep the last one.
   std::vector<std::pair<Term, Term>> unique;
   unique.reserve(entries.size());
   for (auto& entry : entries) {
@@ -358,8 +356,21 @@ Term Term::map(std::vector<std::pair<Term, Term>> entries) {
       unique.push_back(std::move(entry));
     }
   }
+  return unique;
+}
+
+}  // namespace
+
+Term Term::map(std::vector<std::pair<Term, Term>> entries) {
+  auto out_of_order = [](const auto& a, const auto& b) {
+    return compare_terms(a.first, b.first, true) >= 0;
+  };
+  // Decoded maps usually arrive sorted already (the BEAM's small-map order).
+  if (std::adjacent_find(entries.begin(), entries.end(), out_of_order) != entries.end()) {
+    entries = sorted_unique(std::move(entries));
+  }
   auto* node = new MapNode();
-  node->entries = std::move(unique);
+  node->entries = std::move(entries);
   Term t(TermType::kMap);
   t.node_ = node;
   return t;
@@ -393,6 +404,128 @@ Term Term::reference(RefValue value) {
   t.node_ = node;
   return t;
 }
+
+namespace {
+
+// What Erlang compares funs by, read from their encoding: closures by
+// module, index, uniq, free variable count and then the free variables
+// (compared here by their encoding); exports by module, function, arity.
+// The creating pid is not part of a fun's identity.
+struct FunKey {
+  enum Kind { kClosure, kExport, kUnreadable } kind = kUnreadable;
+  std::string module;
+  std::string function;          // exports
+  std::int64_t number = 0;       // arity of an export, index of a closure
+  std::int64_t uniq = 0;         // closures
+  std::uint32_t free_count = 0;  // closures
+  std::size_t env_offset = 0;    // closures: where the free variables start
+};
+
+// A cursor over a fun's encoding that fails instead of reading past it.
+class FunReader {
+ public:
+  explicit FunReader(std::string_view bytes) : bytes_(bytes) {}
+
+  std::size_t position() const { return pos_; }
+  bool ok() const { return ok_; }
+
+  std::uint64_t number(std::size_t size) {
+    if (!ok_ || bytes_.size() - pos_ < size) return fail();
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+      value = (value << 8) | static_cast<unsigned char>(bytes_[pos_ + i]);
+    }
+    pos_ += size;
+    return value;
+  }
+
+  void skip(std::size_t size) {
+    if (ok_ && bytes_.size() - pos_ >= size) {
+      pos_ += size;
+    } else {
+      fail();
+    }
+  }
+
+  std::string atom() {
+    auto tag = number(1);
+    bool small = tag == 115 || tag == 119;
+    bool latin1 = tag == 100 || tag == 115;
+    if (!small && !latin1 && tag != 118) {
+      fail();
+      return {};
+    }
+    auto length = static_cast<std::size_t>(number(small ? 1 : 2));
+    if (!ok_ || bytes_.size() - pos_ < length) {
+      fail();
+      return {};
+    }
+    std::string text;
+    for (char c : bytes_.substr(pos_, length)) {
+      auto u = static_cast<unsigned char>(c);
+      if (latin1 && u >= 0x80) {
+        text += static_cast<char>(0xC0 | (u >> 6));
+        text += static_cast<char>(0x80 | (u & 0x3F));
+      } else {
+        text += c;
+      }
+    }
+    pos_ += length;
+    return text;
+  }
+
+  std::int64_t small_integer() {
+    auto tag = number(1);
+    if (tag == 97) return static_cast<std::int64_t>(number(1));
+    if (tag == 98) return static_cast<std::int32_t>(number(4));
+    return fail();
+  }
+
+  void pid() {
+    auto tag = number(1);
+    if (tag != 88 && tag != 103) {
+      fail();
+      return;
+    }
+    atom();
+    skip(tag == 88 ? 12 : 9);
+  }
+
+ private:
+  std::uint64_t fail() {
+    ok_ = false;
+    return 0;
+  }
+
+  std::string_view bytes_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+FunKey read_fun_key(std::string_view encoded) {
+  FunKey key;
+  FunReader reader(encoded);
+  auto tag = reader.number(1);
+  if (tag == 113) {
+    key.module = reader.atom();
+    key.function = reader.atom();
+    key.number = reader.small_integer();
+    if (reader.ok()) key.kind = FunKey::kExport;
+  } else if (tag == 112) {
+    reader.skip(4 + 1 + 16);  // size, arity, md5
+    key.number = static_cast<std::int64_t>(reader.number(4));
+    key.free_count = static_cast<std::uint32_t>(reader.number(4));
+    key.module = reader.atom();
+    reader.small_integer();  // old index
+    key.uniq = reader.small_integer();
+    reader.pid();
+    key.env_offset = reader.position();
+    if (reader.ok()) key.kind = FunKey::kClosure;
+  }
+  return key;
+}
+
+}  // namespace
 
 Term Term::fun(std::string_view encoded) {
   auto* node = new BytesNode();
@@ -678,6 +811,28 @@ int compare_ports(const PortValue& a, const PortValue& b) {
   return three_way(a.id, b.id);
 }
 
+int compare_text(std::string_view a, std::string_view b) {
+  int c = a.compare(b);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+int compare_funs(const Term& a, const Term& b) {
+  // Funs are rare in presence data: their keys are read on demand.
+  FunKey x = read_fun_key(a.fun_encoding());
+  FunKey y = read_fun_key(b.fun_encoding());
+  if (x.kind != y.kind) return three_way(x.kind, y.kind);
+  if (x.kind == FunKey::kUnreadable) return compare_text(a.fun_encoding(), b.fun_encoding());
+  if (int c = compare_text(x.module, y.module)) return c;
+  if (x.kind == FunKey::kExport) {
+    if (int c = compare_text(x.function, y.function)) return c;
+    return three_way(x.number, y.number);
+  }
+  if (int c = three_way(x.number, y.number)) return c;
+  if (int c = three_way(x.uniq, y.uniq)) return c;
+  if (int c = three_way(x.free_count, y.free_count)) return c;
+  return compare_text(a.fun_encoding().substr(x.env_offset), b.fun_encoding().substr(y.env_offset));
+}
+
 std::size_t bit_size(const Term& t) {
   std::size_t bytes = t.as_binary().size();
   return bytes == 0 ? 0 : (bytes - 1) * 8 + t.bits_in_last_byte();
@@ -748,10 +903,8 @@ int compare_terms(const Term& a, const Term& b, bool key_order) {
       return compare_atoms(a.as_atom(), b.as_atom());
     case TermType::kReference:
       return compare_refs(a.as_reference(), b.as_reference());
-    case TermType::kFun: {
-      int c = a.fun_encoding().compare(b.fun_encoding());
-      return c < 0 ? -1 : (c > 0 ? 1 : 0);
-    }
+    case TermType::kFun:
+      return compare_funs(a, b);
     case TermType::kPort:
       return compare_ports(a.as_port(), b.as_port());
     case TermType::kPid:
@@ -802,6 +955,17 @@ std::size_t hash_ref(const RefValue& ref) {
   return h;
 }
 
+// Hashes what compare_funs looks at, so that funs differing only in their
+// creator hash alike.
+std::size_t hash_fun(std::string_view encoded) {
+  FunKey key = read_fun_key(encoded);
+  if (key.kind == FunKey::kUnreadable) return std::hash<std::string_view>()(encoded);
+  std::size_t h = mix(key.kind, std::hash<std::string>()(key.module));
+  h = mix(mix(h, std::hash<std::string>()(key.function)), static_cast<std::size_t>(key.number));
+  h = mix(mix(h, static_cast<std::size_t>(key.uniq)), key.free_count);
+  return mix(h, std::hash<std::string_view>()(encoded.substr(key.env_offset)));
+}
+
 }  // namespace
 
 std::size_t Term::hash() const {
@@ -826,7 +990,7 @@ std::size_t Term::hash() const {
     case TermType::kReference:
       return mix(h, hash_ref(as_reference()));
     case TermType::kFun:
-      return mix(h, std::hash<std::string_view>()(fun_encoding()));
+      return mix(h, hash_fun(fun_encoding()));
     case TermType::kPort: {
       const auto& port = as_port();
       return mix(mix(mix(h, port.node.hash()), port.id), port.creation);
