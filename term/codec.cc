@@ -651,7 +651,8 @@ void put_pid(std::string* out, const PidValue& pid) {
 }
 
 void put_port(std::string* out, const PortValue& port) {
-  bool wide = port.id > 0xFFFFFFFFu;
+  // The BEAM keeps NEW_PORT_EXT for the 28-bit port numbers of old.
+  bool wide = port.id > 0x0FFFFFFFu;
   put_tag(out, wide ? kV4Port : kNewPort);
   put_atom(out, port.node);
   put_be(out, port.id, wide ? 8 : 4);

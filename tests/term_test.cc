@@ -23,7 +23,9 @@
 namespace presence {
 
 // Lets GoogleTest show terms as Erlang would.
-void PrintTo(const Term& term, std::ostream* os) { *os << term.to_string(); }
+void PrintTo(const Term& term, std::ostream* os) {
+  *os << term.to_string();
+}
 
 namespace {
 
@@ -578,6 +580,10 @@ std::vector<ExpectedEncoding> expected_encodings() {
       {"pid", pid("a@h", 1, 2, 3),
        bytes({131, 88, 100, 0, 3, 97, 64, 104, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3})},
       {"port", port("a@h", 7, 3), bytes({131, 89, 100, 0, 3, 97, 64, 104, 0, 0, 0, 7, 0, 0, 0, 3})},
+      {"port of 28 bits", port("a@h", (1ULL << 28) - 1, 3),
+       bytes({131, 89, 100, 0, 3, 97, 64, 104, 15, 255, 255, 255, 0, 0, 0, 3})},
+      {"port beyond 28 bits", port("a@h", 1ULL << 28, 3),
+       bytes({131, 120, 100, 0, 3, 97, 64, 104, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 3})},
       {"wide port", port("a@h", (1ULL << 40) + 7, 3),
        bytes({131, 120, 100, 0, 3, 97, 64, 104, 0, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0, 3})},
       {"reference", ref("a@h", 3, {1, 2, 3}),
