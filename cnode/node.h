@@ -148,6 +148,11 @@ class Node {
 
   virtual void log(LogLevel level, const std::string& message) = 0;
   virtual boost::asio::io_context& io() = 0;
+
+  // While a mailbox handler runs: the node the message it handles came from
+  // (this node for a local send), so that bad input can be logged with its
+  // peer. std::nullopt outside a handler, or where the node does not track it.
+  virtual std::optional<Atom> message_origin() const { return std::nullopt; }
 };
 
 // The cookie from, in order: explicit (a flag), ERLANG_COOKIE, ~/.erlang.cookie.

@@ -36,10 +36,15 @@ std::string brief_term(const Term& term, std::size_t max_chars) {
   return text + "...";
 }
 
+std::string origin_of(const Node& node, const Term& message) {
+  if (auto origin = node.message_origin()) return "node '" + std::string(origin->text()) + "'";
+  return origin_of(message);
+}
+
 std::string origin_of(const Term& message) {
-  auto node = node_in(message, kOriginDepth);
-  if (!node) return "an unknown node";
-  return "node '" + std::string(node->text()) + "'";
+  auto named = node_in(message, kOriginDepth);
+  if (!named) return "an unknown node";
+  return "an unknown node (the message names node '" + std::string(named->text()) + "')";
 }
 
 }  // namespace presence

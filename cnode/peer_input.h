@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 
+#include "cnode/node.h"
 #include "term/term.h"
 
 namespace presence {
@@ -16,9 +17,13 @@ bool is_down_message(const Term& message);
 // The term rendered for a log line, cut to about max_chars.
 std::string brief_term(const Term& term, std::size_t max_chars = 200);
 
-// "node 'name'" for the node of the first pid or reference found near the
-// top of message (where every protocol of the cluster puts its sender),
-// else "an unknown node". Used only to name the origin of dropped input.
+// Where a message being handled came from, for a log line: "node 'a@h'"
+// when the node knows (Node::message_origin), else as the overload below.
+std::string origin_of(const Node& node, const Term& message);
+
+// For a node that does not know a message's origin: "an unknown node", with
+// the node of the first pid or reference near the top of the message (where
+// the cluster's protocols put their sender), which may not be the sender.
 std::string origin_of(const Term& message);
 
 }  // namespace presence

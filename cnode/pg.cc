@@ -304,7 +304,7 @@ void PgScope::handle_node_event(Atom node, bool up) {
 void PgScope::drop_malformed(const Term& message) {
   node_.log(LogLevel::kWarning, "pg scope " + std::string(options_.scope.text()) +
                                     ": dropped a message it does not understand from " +
-                                    origin_of(message) + ": " + brief_term(message));
+                                    origin_of(node_, message) + ": " + brief_term(message));
 }
 
 // --- peers ---

@@ -202,7 +202,7 @@ void PubSub::handle_message(const Term& message) {
   } else if (!handle_forward(message)) {
     node_.log(LogLevel::kWarning, "pubsub " + std::string(name_.text()) +
                                       ": dropped a message it does not understand from " +
-                                      origin_of(message) + ": " + brief_term(message));
+                                      origin_of(node_, message) + ": " + brief_term(message));
   }
 }
 

@@ -73,14 +73,17 @@ class FakeNode : public Node {
     return Term::pid(PidValue{Atom(node), id, 0, 1});
   }
   // Delivers message to a local pid or registered name, as if it came from
-  // the network.
-  void deliver(const Term& to, const Term& message) {
-    boost::asio::post(io_, [this, to, message] {
-      if (FakeMailbox* mailbox = find(to)) {
-        mailbox->receive(message);
-      } else {
+  // the network (from node `origin`, when given).
+  void deliver(const Term& to, const Term& message, std::optional<Atom> origin = std::nullopt) {
+    boost::asio::post(io_, [this, to, message, origin] {
+      FakeMailbox* mailbox = find(to);
+      if (!mailbox) {
         ++undeliverable;
+        return;
       }
+      origin_ = origin;
+      mailbox->receive(message);
+      origin_.reset();
     });
   }
   // Connection up or down: runs the node-event handlers.
@@ -156,6 +159,7 @@ class FakeNode : public Node {
     logs.emplace_back(level, message);
   }
   boost::asio::io_context& io() override { return io_; }
+  std::optional<Atom> message_origin() const override { return origin_; }
 
   // --- used by FakeMailbox ---
 
@@ -224,6 +228,7 @@ class FakeNode : public Node {
 
   boost::asio::io_context& io_;
   Atom name_;
+  std::optional<Atom> origin_;
   std::uint32_t next_pid_ = 1;
   std::uint32_t next_ref_ = 1;
   int next_handler_ = 0;
