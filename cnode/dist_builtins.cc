@@ -1,12 +1,11 @@
 // NodeCore: the processes every node has, and discovery of nodes that join
 // the cluster later.
 //
-// net_kernel answers net_adm:ping/1; rex answers the gen_server calls of
-// the rpc protocol for erlang:node/0 and erlang:nodes/0,1, which is all a
-// peer asks of a C node, and {badrpc, _} otherwise. (rpc:call/4 of OTP 25
-// goes through erpc, which spawns a process on the target: a C node cannot,
-// so from a BEAM shell use gen_server:call({rex, Node}, {call, M, F, A,
-// user}) or rpc:block_call/4.)
+// net_kernel answers net_adm:ping/1. The built-in functions erlang:node/0
+// and erlang:nodes/0,1, all a peer asks of a C node, answer both rpc
+// protocols: gen_server calls to rex (rpc:block_call/4, and what C nodes
+// use) and spawn requests for erpc:execute_call/4 (rpc:call/4 and
+// erpc:call/4 since OTP 23). Anything else is refused as undefined.
 #include <algorithm>
 #include <utility>
 
@@ -25,10 +24,17 @@ Term atoms(const std::vector<Atom>& nodes) {
   return Term::list(std::move(list));
 }
 
-Term undef(const Term& module, const Term& function, const Term& args) {
-  Term frame = Term::tuple({module, function, args, Term()});
-  Term reason = Term::tuple({Term::atom("undef"), Term::list({frame})});
-  return Term::tuple({Term::atom("badrpc"), Term::tuple({Term::atom("EXIT"), reason})});
+// The stack of an exception raised by module:function(args).
+Term stack_of(const Term& module, const Term& function, const Term& args) {
+  return Term::list({Term::tuple({module, function, args, Term()})});
+}
+
+bool has_option(const Term& options, std::string_view name) {
+  for (const Term& option : options.elements()) {
+    if (option.is_atom(name)) return true;
+    if (option.is_tuple() && option.size() > 0 && option[0].is_atom(name)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -46,22 +52,66 @@ void NodeCore::handle_rex(const Term& message) {
   const Term& request = message[2];
   bool call =
       request.is_tuple(5) && (request[0].is_atom("call") || request[0].is_atom("block_call"));
-  Term reply = call ? rpc_result(request[1], request[2], request[3])
-                    : Term::tuple({Term::atom("badrpc"), Term::atom("unsupported")});
-  reply_to_call(*rex_, message[1], std::move(reply));
+  Term error = Term::atom("undef");
+  std::optional<Term> value;
+  if (call) value = apply_builtin(request[1], request[2], request[3], &error);
+  if (value) return reply_to_call(*rex_, message[1], std::move(*value));
+
+  Term reason = call ? Term::tuple({error, stack_of(request[1], request[2], request[3])})
+                     : Term::atom("unsupported");
+  reply_to_call(*rex_, message[1],
+                Term::tuple({Term::atom("badrpc"), Term::tuple({Term::atom("EXIT"), reason})}));
 }
 
-Term NodeCore::rpc_result(const Term& module, const Term& function, const Term& args) const {
-  if (!module.is_atom("erlang") || !args.is_proper_list()) return undef(module, function, args);
-  if (function.is_atom("node") && args.size() == 0) return Term::atom(name_);
-  if (function.is_atom("nodes") && args.size() <= 1) {
-    Term kinds = args.size() == 0 ? Term::list({Term::atom("visible")}) : args[0];
-    if (kinds.is_atom()) kinds = Term::list({kinds});
-    if (auto nodes = nodes_of_kinds(kinds)) return atoms(*nodes);
-    Term reason = Term::tuple({Term::atom("badarg"), Term()});
-    return Term::tuple({Term::atom("badrpc"), Term::tuple({Term::atom("EXIT"), reason})});
+// erpc:execute_call(Ref, M, F, A) would exit with {Ref, return, Value} or
+// {Ref, error, Reason, Stack}: the reply says a process was spawned, and
+// its monitor and link fire at once with that reason. erpc:execute_cast/3
+// (rpc:cast) does nothing. Other functions cannot run here: notsup.
+void NodeCore::handle_spawn_request(const dist::Signal& signal) {
+  Atom peer = signal.from.as_pid().node;
+  Term erpc = Term::atom("erpc");
+  bool call = signal.to == Term::tuple({erpc, Term::atom("execute_call"), Term::integer(4)}) &&
+              signal.payload.size() == 4;
+  bool cast = signal.to == Term::tuple({erpc, Term::atom("execute_cast"), Term::integer(3)});
+  if (!call && !cast) {
+    Term refused = dist::spawn_reply_control(signal.id, signal.from, 0, Term::atom("notsup"));
+    return send_to_node(peer, refused, nullptr, false);
   }
-  return undef(module, function, args);
+
+  Term reason = Term::atom("normal");
+  if (call) {
+    const Term& args = signal.payload;
+    Term error;
+    auto value = apply_builtin(args[1], args[2], args[3], &error);
+    reason = value ? Term::tuple({args[0], Term::atom("return"), *value})
+                   : Term::tuple({args[0], Term::atom("error"), error,
+                                  stack_of(args[1], args[2], args[3])});
+  }
+  Term pid = new_pid();
+  bool link = has_option(signal.spawn_options, "link");
+  bool monitor = has_option(signal.spawn_options, "monitor");
+  int flags = (link ? 1 : 0) | (monitor ? 2 : 0);
+  send_to_node(peer, dist::spawn_reply_control(signal.id, signal.from, flags, pid), nullptr, false);
+  if (monitor) {
+    send_to_node(peer, dist::monitor_exit_control(pid, signal.from, signal.id, reason), nullptr,
+                 false);
+  }
+  if (link) send_to_node(peer, dist::exit_control(pid, signal.from, reason), nullptr, false);
+}
+
+std::optional<Term> NodeCore::apply_builtin(const Term& module, const Term& function,
+                                            const Term& args, Term* error) const {
+  *error = Term::atom("undef");
+  if (!module.is_atom("erlang") || !args.is_proper_list()) return std::nullopt;
+  if (function.is_atom("node") && args.size() == 0) return Term::atom(name_);
+  if (!function.is_atom("nodes") || args.size() > 1) return std::nullopt;
+
+  Term kinds = args.size() == 0 ? Term::list({Term::atom("visible")}) : args[0];
+  if (kinds.is_atom()) kinds = Term::list({kinds});
+  auto nodes = nodes_of_kinds(kinds);
+  if (nodes) return atoms(*nodes);
+  *error = Term::atom("badarg");
+  return std::nullopt;
 }
 
 // As erlang:nodes/1: a list of visible, hidden, connected, this and known.

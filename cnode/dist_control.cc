@@ -22,6 +22,7 @@ struct Layout {
   int to;
   int id;
   int payload;
+  int options = kAbsent;
 };
 
 constexpr Layout kLayouts[] = {
@@ -51,6 +52,8 @@ constexpr Layout kLayouts[] = {
     {kOpAliasSendTT, Kind::kAliasSend, 4, 1, 2, kAbsent, kFromPayload},
     {kOpUnlinkId, Kind::kUnlink, 4, 2, 3, 1, kAbsent},
     {kOpUnlinkIdAck, Kind::kIgnored, 4, kAbsent, kAbsent, kAbsent, kAbsent},
+    {kOpSpawnRequest, Kind::kSpawnRequest, 6, 2, 4, 1, kFromPayload, 5},
+    {kOpSpawnRequestTT, Kind::kSpawnRequest, 7, 2, 4, 1, kFromPayload, 5},
 };
 
 const Layout* find_layout(std::int64_t op) {
@@ -85,6 +88,9 @@ bool fields_well_typed(const Signal& signal, const Layout& layout) {
       return signal.from.is_pid() && is_process(signal.to) && signal.id.is_reference();
     case Kind::kMonitorExit:
       return is_process(signal.from) && signal.to.is_pid() && signal.id.is_reference();
+    case Kind::kSpawnRequest:
+      return signal.from.is_pid() && signal.id.is_reference() && signal.to.is_tuple(3) &&
+             signal.spawn_options.is_proper_list() && signal.payload.is_proper_list();
     case Kind::kIgnored:
       return true;
   }
@@ -124,6 +130,7 @@ std::optional<Signal> parse_signal(const Term& control, const Term* payload, std
   }
   if (layout->payload >= 0) signal.payload = control[layout->payload];
   if (layout->payload == kFromPayload) signal.payload = *payload;
+  if (layout->options >= 0) signal.spawn_options = control[layout->options];
   if (!fields_well_typed(signal, *layout)) {
     *error = "control message has fields of the wrong kind: " + control.to_string();
     return std::nullopt;
@@ -173,6 +180,10 @@ Term demonitor_control(const Term& from, const Term& to, const Term& ref) {
 
 Term monitor_exit_control(const Term& from, const Term& to, const Term& ref, const Term& reason) {
   return tuple_of(kOpMonitorPExit, {from, to, ref, reason});
+}
+
+Term spawn_reply_control(const Term& request, const Term& to, int flags, const Term& result) {
+  return tuple_of(kOpSpawnReply, {request, to, Term::integer(flags), result});
 }
 
 std::string encode_packet(const Term& control, const Term* message) {

@@ -40,6 +40,9 @@ enum ControlOp : std::int64_t {
   kOpPayloadExit2 = 26,
   kOpPayloadExit2TT = 27,
   kOpPayloadMonitorPExit = 28,
+  kOpSpawnRequest = 29,
+  kOpSpawnRequestTT = 30,
+  kOpSpawnReply = 31,
   kOpAliasSend = 33,
   kOpAliasSendTT = 34,
   kOpUnlinkId = 35,
@@ -48,23 +51,26 @@ enum ControlOp : std::int64_t {
 
 struct Signal {
   enum class Kind {
-    kSend,         // payload to `to` (a pid); `from` is [] unless SEND_SENDER
-    kRegSend,      // payload to the registered name `to` (an atom)
-    kAliasSend,    // payload to the alias `to`
-    kLink,         // `from` links to `to`
-    kUnlink,       // `from` unlinks from `to`; `id` is set for UNLINK_ID
-    kExit,         // linked `from` exited with reason `payload`
-    kExit2,        // `from` called exit(to, payload)
-    kMonitor,      // `from` monitors `to` (pid or name) under reference `id`
-    kDemonitor,    // `from` ends monitor `id` of `to`
-    kMonitorExit,  // monitored `from` (pid or name) ended with reason `payload`
-    kIgnored,      // understood and of no concern to a C node
+    kSend,          // payload to `to` (a pid); `from` is [] unless SEND_SENDER
+    kRegSend,       // payload to the registered name `to` (an atom)
+    kAliasSend,     // payload to the alias `to`
+    kLink,          // `from` links to `to`
+    kUnlink,        // `from` unlinks from `to`; `id` is set for UNLINK_ID
+    kExit,          // linked `from` exited with reason `payload`
+    kExit2,         // `from` called exit(to, payload)
+    kMonitor,       // `from` monitors `to` (pid or name) under reference `id`
+    kDemonitor,     // `from` ends monitor `id` of `to`
+    kMonitorExit,   // monitored `from` (pid or name) ended with reason `payload`
+    kSpawnRequest,  // `from` asks for a process running `to` ({M, F, Arity}) on the
+                    // arguments `payload` with `spawn_options`; `id` is the request
+    kIgnored,       // understood and of no concern to a C node
   };
   Kind kind = Kind::kIgnored;
   Term from;
   Term to;
   Term id;       // monitor reference or unlink id; [] when absent
-  Term payload;  // message or exit reason
+  Term payload;  // message, exit reason or spawn arguments
+  Term spawn_options;
   bool has_id = false;
 };
 
@@ -85,6 +91,8 @@ Term exit_control(const Term& from, const Term& to, const Term& reason);
 Term monitor_control(const Term& from, const Term& to, const Term& ref);
 Term demonitor_control(const Term& from, const Term& to, const Term& ref);
 Term monitor_exit_control(const Term& from, const Term& to, const Term& ref, const Term& reason);
+// result: the new pid, or an error atom; flags: 1 linked, 2 monitored.
+Term spawn_reply_control(const Term& request, const Term& to, int flags, const Term& result);
 
 // A complete packet: length, 'p', the control message and, when message is
 // not nullptr, the message.

@@ -42,6 +42,7 @@ inline constexpr std::uint64_t kFlagFragments = 0x800000;
 inline constexpr std::uint64_t kFlagHandshake23 = 0x1000000;
 inline constexpr std::uint64_t kFlagUnlinkId = 0x2000000;
 inline constexpr std::uint64_t kFlagMandatory25Digest = 0x4000000;
+inline constexpr std::uint64_t kFlagSpawn = std::uint64_t{0x1} << 32;
 inline constexpr std::uint64_t kFlagV4NodeContainers = std::uint64_t{0x4} << 32;
 
 // What OTP 25 requires of every peer; kFlagMandatory25Digest stands for all
@@ -53,10 +54,11 @@ inline constexpr std::uint64_t kMandatoryFlags =
 
 // What this node advertises. Not published (it is a hidden node), and
 // neither the atom cache nor fragments, so that every packet is a plain
-// pass-through 'p' packet of whole terms.
+// pass-through 'p' packet of whole terms. Spawn requests are taken so that
+// rpc:call/4 (erpc since OTP 23) reaches the built-in rpc functions.
 inline constexpr std::uint64_t kLocalFlags =
     kMandatoryFlags | kFlagMandatory25Digest | kFlagDistMonitor | kFlagDistMonitorName |
-    kFlagSendSender | kFlagExitPayload | kFlagUnlinkId | kFlagV4NodeContainers;
+    kFlagSendSender | kFlagExitPayload | kFlagUnlinkId | kFlagSpawn | kFlagV4NodeContainers;
 
 // The peer's flags with kFlagMandatory25Digest expanded.
 std::uint64_t expand_flags(std::uint64_t flags);

@@ -234,6 +234,8 @@ void NodeCore::handle_signal(const dist::Signal& signal) {
       return;
     case Kind::kMonitorExit:
       return handle_monitor_exit(signal);
+    case Kind::kSpawnRequest:
+      return handle_spawn_request(signal);
     case Kind::kIgnored:
       return;
   }

@@ -142,6 +142,7 @@ class NodeCore final : public dist::ConnectionOwner, public std::enable_shared_f
   std::shared_ptr<LocalMailbox> find_mailbox(const Term& pid) const;
   std::optional<Term> whereis(Atom name) const;
   bool is_local(const Term& pid) const;
+  Term new_pid();
   void unregister(const Term& pid);
 
   // Delivery and signals (dist_node.cc); node thread.
@@ -171,7 +172,9 @@ class NodeCore final : public dist::ConnectionOwner, public std::enable_shared_f
   void handle_net_kernel(const Term& message);
   void handle_rex(const Term& message);
   void handle_system(const Term& message);
-  Term rpc_result(const Term& module, const Term& function, const Term& args) const;
+  void handle_spawn_request(const dist::Signal& signal);
+  std::optional<Term> apply_builtin(const Term& module, const Term& function, const Term& args,
+                                    Term* error) const;
   std::optional<std::vector<Atom>> nodes_of_kinds(const Term& kinds) const;
   void discover();
   void schedule_discovery();

@@ -344,12 +344,16 @@ void NodeCore::stop_now() {
 
 // ---- NodeCore: processes ----
 
-std::shared_ptr<Mailbox> NodeCore::spawn(Mailbox::Handler handler, std::optional<Atom> name) {
+Term NodeCore::new_pid() {
   std::uint64_t n = next_pid_++;
   // 15 bits of id and 13 of serial, the pid layout every node accepts.
   PidValue value{name_, static_cast<std::uint32_t>(n & 0x7fff),
                  static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation_};
-  Term pid = Term::pid(value);
+  return Term::pid(value);
+}
+
+std::shared_ptr<Mailbox> NodeCore::spawn(Mailbox::Handler handler, std::optional<Atom> name) {
+  Term pid = new_pid();
   auto mailbox = std::make_shared<LocalMailbox>(weak_from_this(), pid, name, std::move(handler));
 
   std::lock_guard lock(registry_mutex_);

@@ -197,6 +197,22 @@ TEST(Control, UnlinkIdCarriesItsId) {
   EXPECT_EQ(unlink->from, pid("a@h", 1));
 }
 
+TEST(Control, SpawnRequestCarriesFunctionArgumentsAndOptions) {
+  std::string error;
+  Term mfa = Term::tuple({Term::atom("erpc"), Term::atom("execute_call"), Term::integer(4)});
+  Term args = Term::list({ref("a@h", 1), Term::atom("erlang"), Term::atom("node"), Term()});
+  Term control = Term::tuple({Term::integer(kOpSpawnRequest), ref("a@h", 2), pid("a@h", 9),
+                              pid("a@h", 3), mfa, Term::list({Term::atom("monitor")})});
+  auto spawn = parse_signal(control, &args, &error);
+  ASSERT_TRUE(spawn) << error;
+  EXPECT_EQ(spawn->kind, Signal::Kind::kSpawnRequest);
+  EXPECT_EQ(spawn->id, ref("a@h", 2));
+  EXPECT_EQ(spawn->from, pid("a@h", 9));
+  EXPECT_EQ(spawn->to, mfa);
+  EXPECT_EQ(spawn->payload, args);
+  EXPECT_EQ(spawn->spawn_options, Term::list({Term::atom("monitor")}));
+}
+
 TEST(Control, MalformedControlMessagesAreRefusedWithAReason) {
   std::string error;
   EXPECT_FALSE(parse_signal(Term::atom("hello"), nullptr, &error));

@@ -57,11 +57,11 @@ const char* const kEchoServer =
     "end))";
 
 // On {monitor, From, Target}: monitors Target, tells From {monitoring, Target}, then
-// {down, Target, Reason} when the monitor fires.
+// {down, Object, Reason} with what the 'DOWN' message names.
 const char* const kProber =
     "register(prober, spawn(fun Loop() -> receive {monitor, From, Target} -> "
     "Ref = erlang:monitor(process, Target), From ! {monitoring, Target}, "
-    "receive {'DOWN', Ref, process, _, Reason} -> From ! {down, Target, Reason} "
+    "receive {'DOWN', Ref, process, Object, Reason} -> From ! {down, Object, Reason} "
     "after 5000 -> From ! {no_down, Target} end, Loop() end end))";
 
 // On {link, From, Target} or {link_unlink, From, Target}: links (and
@@ -242,6 +242,28 @@ TEST_F(NodeTest, BeamMonitorFiresWhenMailboxCloses) {
   ASSERT_TRUE(cpp.run_until([&] { return inbox.has(down); }, 5s)) << inbox.dump();
 }
 
+TEST_F(NodeTest, BeamMonitorByNameFiresWhenMailboxCloses) {
+  auto beam = start_beam(kProber);
+  ASSERT_TRUE(beam->ready()) << beam->output();
+  TestNode cpp(cpp_options());
+  ASSERT_TRUE(cpp.started());
+  Inbox inbox(cpp.node());
+  auto target = cpp.node().spawn([](const Term&) {}, Atom("named_target"));
+  Term by_name = Term::tuple({atom("named_target"), atom(name_of(cpp))});
+
+  inbox.mailbox->send(Atom("prober"), Atom(beam->node_name()),
+                      Term::tuple({atom("monitor"), inbox.pid(), by_name}));
+  ASSERT_TRUE(cpp.run_until(
+      [&] {
+        return inbox.has(Term::tuple({atom("monitoring"), by_name}));
+      },
+      10s));
+  target->close(atom("gone_away"));
+
+  Term down = Term::tuple({atom("down"), by_name, atom("gone_away")});
+  ASSERT_TRUE(cpp.run_until([&] { return inbox.has(down); }, 5s)) << inbox.dump();
+}
+
 TEST_F(NodeTest, LinkedBeamProcessGetsExitWhenMailboxCloses) {
   auto beam = start_beam(kLinker);
   ASSERT_TRUE(beam->ready()) << beam->output();
@@ -402,6 +424,53 @@ TEST_F(NodeTest, NodeStartedLaterIsDiscoveredThroughAnotherNode) {
   ASSERT_TRUE(cpp.run_until([&] { return cpp.connected_to(later->node_name()); }, 5s));
 }
 
+// Runs two nodes of this thread in turns until done() holds.
+bool run_both_until(TestNode& a, TestNode& b, const std::function<bool()>& done,
+                    std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    a.run_for(5ms);
+    b.run_for(5ms);
+  }
+  return true;
+}
+
+TEST_F(NodeTest, CppNodesConnectingToEachOtherAtOnceEndWithOneConnection) {
+  TestNode a(cpp_options());
+  TestNode b(cpp_options());
+  ASSERT_TRUE(a.started() && b.started());
+  Inbox inbox_a(a.node(), Atom("inbox"));
+  Inbox inbox_b(b.node(), Atom("inbox"));
+
+  a.node().connect(b.node().name());
+  b.node().connect(a.node().name());
+  ASSERT_TRUE(run_both_until(
+      a, b, [&] { return a.connected_to(name_of(b)) && b.connected_to(name_of(a)); }, 10s));
+
+  inbox_a.mailbox->send(Atom("inbox"), b.node().name(), atom("from_a"));
+  inbox_b.mailbox->send(Atom("inbox"), a.node().name(), atom("from_b"));
+  ASSERT_TRUE(run_both_until(
+      a, b, [&] { return inbox_b.has(atom("from_a")) && inbox_a.has(atom("from_b")); }, 5s));
+  EXPECT_EQ(a.node().connected_nodes().size(), 1u);
+  EXPECT_EQ(b.node().connected_nodes().size(), 1u);
+}
+
+TEST_F(NodeTest, CppNodesFindEachOtherThroughABeamNode) {
+  auto beam = start_beam("ok");
+  ASSERT_TRUE(beam->ready()) << beam->output();
+  NodeOptions options_a = cpp_options();
+  options_a.connect = {beam->node_name()};
+  NodeOptions options_b = cpp_options();
+  options_b.connect = {beam->node_name()};
+  TestNode a(options_a);
+  TestNode b(options_b);
+  ASSERT_TRUE(a.started() && b.started());
+
+  ASSERT_TRUE(run_both_until(
+      a, b, [&] { return a.connected_to(name_of(b)) && b.connected_to(name_of(a)); }, 10s));
+}
+
 TEST_F(NodeTest, WrongCookieIsRefusedInBothDirections) {
   TestNode cpp(cpp_options());
   ASSERT_TRUE(cpp.started());
@@ -476,29 +545,43 @@ TEST_F(NodeTest, SilentPeerIsDroppedAfterTheTickTime) {
   EXPECT_TRUE(cpp.logged("node down: " + beam->node_name() + " (no answer within the tick time)"));
 }
 
-TEST_F(NodeTest, RexAnswersNodeAndNodesAndRefusesTheRest) {
+TEST_F(NodeTest, RpcFromBeamAnswersNodeAndNodesAndRefusesTheRest) {
   auto beam = start_beam("ok");
   ASSERT_TRUE(beam->ready()) << beam->output();
   TestNode cpp(cpp_options());
   ASSERT_TRUE(cpp.started());
   Term me = atom(name_of(cpp));
 
-  auto node =
-      cpp.rpc(beam->node_name(), "rpc", "block_call", {me, atom("erlang"), atom("node"), Term()});
-  ASSERT_TRUE(node);
-  EXPECT_EQ(*node, me);
+  // rpc:call/4 spawns erpc:execute_call/4 on the target; block_call/4 and
+  // C nodes call rex.
+  for (const char* function : {"call", "block_call"}) {
+    auto node =
+        cpp.rpc(beam->node_name(), "rpc", function, {me, atom("erlang"), atom("node"), Term()});
+    ASSERT_TRUE(node) << function;
+    EXPECT_EQ(*node, me) << function;
+
+    auto nodes = cpp.rpc(beam->node_name(), "rpc", function,
+                         {me, atom("erlang"), atom("nodes"), Term::list({atom("connected")})});
+    ASSERT_TRUE(nodes) << function;
+    EXPECT_EQ(*nodes, Term::list({atom(beam->node_name())})) << function;
+
+    Term args = Term::list({Term::list({Term::integer(1)})});
+    auto other =
+        cpp.rpc(beam->node_name(), "rpc", function, {me, atom("lists"), atom("reverse"), args});
+    Term frame = Term::tuple({atom("lists"), atom("reverse"), args, Term()});
+    Term undef = Term::tuple(
+        {atom("badrpc"),
+         Term::tuple({atom("EXIT"), Term::tuple({atom("undef"), Term::list({frame})})})});
+    ASSERT_TRUE(other) << function;
+    EXPECT_EQ(*other, undef) << function;
+  }
 
   Term call_nodes =
       Term::tuple({atom("call"), atom("erlang"), atom("nodes"), Term(), atom("user")});
-  auto nodes = cpp.rpc(beam->node_name(), "gen_server", "call",
-                       {Term::tuple({atom("rex"), me}), call_nodes});
-  ASSERT_TRUE(nodes);
-  EXPECT_EQ(*nodes, Term::list({atom(beam->node_name())}));
-
-  auto other = cpp.rpc(beam->node_name(), "rpc", "block_call",
-                       {me, atom("lists"), atom("reverse"), Term::list({Term()})});
-  ASSERT_TRUE(other && other->is_tuple(2)) << (other ? other->to_string() : "no answer");
-  EXPECT_EQ((*other)[0], atom("badrpc"));
+  auto visible = cpp.rpc(beam->node_name(), "gen_server", "call",
+                         {Term::tuple({atom("rex"), me}), call_nodes});
+  ASSERT_TRUE(visible);
+  EXPECT_EQ(*visible, Term::list({atom(beam->node_name())}));
 }
 
 TEST_F(NodeTest, TakenNameFailsToStart) {
