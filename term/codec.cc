@@ -2,6 +2,7 @@
 
 #include <ei.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -269,7 +270,8 @@ class Decoder {
     if (!characters || *characters > kMaxAtomCharacters) {
       return fail(DecodeErrc::kMalformed, start);
     }
-    *out = latin1 ? Atom(latin1_to_utf8(raw)) : Atom(raw);
+    bool ascii = std::all_of(raw.begin(), raw.end(), [](char c) { return (c & 0x80) == 0; });
+    *out = latin1 && !ascii ? Atom(latin1_to_utf8(raw)) : Atom(raw);
     return true;
   }
 
@@ -514,7 +516,9 @@ class Decoder {
 // produces.
 
 void put_be(std::string* out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(value >> (8 * i)));
+  char buf[8];
+  for (int i = 0; i < bytes; ++i) buf[i] = static_cast<char>(value >> (8 * (bytes - 1 - i)));
+  out->append(buf, static_cast<std::size_t>(bytes));
 }
 
 void put_tag(std::string* out, Tag tag) {
@@ -543,6 +547,13 @@ bool utf8_to_latin1(std::string_view utf8, std::string* latin1) {
 // tags otherwise.
 void put_atom(std::string* out, Atom atom) {
   std::string_view text = atom.text();
+  bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; });
+  if (ascii) {  // the common case, already in its Latin-1 form
+    put_tag(out, kAtom);
+    put_be(out, text.size(), 2);
+    out->append(text);
+    return;
+  }
   std::string latin1;
   if (utf8_to_latin1(text, &latin1)) {
     put_tag(out, kAtom);
