@@ -1,5 +1,6 @@
 #include "crdt/id_table.h"
 
+#include <atomic>
 #include <utility>
 
 namespace presence {
@@ -7,6 +8,12 @@ namespace presence {
 namespace {
 
 constexpr std::size_t kMinSlots = 8;
+
+// Distinct salts for the tables of a process, deterministic from run to run.
+std::uint32_t next_salt() {
+  static std::atomic<std::uint32_t> counter{0};
+  return (counter.fetch_add(1, std::memory_order_relaxed) + 1) * 0x27D4EB2Fu;
+}
 
 }  // namespace
 
@@ -56,6 +63,7 @@ void IdTable::grow() {
   slots_.assign(capacity, Slot{0, kNone});
   shift_ = 32;
   for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
+  salt_ = next_salt();
   for (const Slot& slot : old) {
     if (slot.id != kNone) place(slot);
   }

@@ -62,9 +62,17 @@ class IdTable {
     return static_cast<std::uint32_t>(hash ^ (static_cast<std::uint64_t>(hash) >> 32));
   }
   std::size_t mask() const { return slots_.size() - 1; }
-  // Fibonacci hashing spreads weak hashes (small integers) over the table.
+  // A salted mix of the hash, so that weak hashes (small integers) spread
+  // over the table, and so that two tables place the same keys in unrelated
+  // orders: filling one table in the slot order of another (a merge of an
+  // extract) would otherwise hit its runs back to front, one full run per
+  // insert.
   std::size_t home(std::uint32_t h) const {
-    return static_cast<std::uint32_t>(h * 2654435769u) >> shift_;
+    std::uint32_t x = (h ^ salt_) * 0x9E3779B1u;
+    x ^= x >> 15;
+    x *= 0x85EBCA77u;
+    x ^= x >> 13;
+    return x >> shift_;
   }
   std::size_t slot_of(std::size_t hash, Id id) const;
   void grow();
@@ -73,6 +81,7 @@ class IdTable {
   std::vector<Slot> slots_;  // size is 0 or a power of two >= 8
   std::size_t size_ = 0;
   unsigned shift_ = 32;
+  std::uint32_t salt_ = 0;  // drawn anew at every growth
 };
 
 }  // namespace presence
