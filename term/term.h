@@ -10,11 +10,12 @@
 //   Integer     SMALL_INTEGER / INTEGER / SMALL_BIG that fits in int64_t
 //   BigInteger  SMALL_BIG / LARGE_BIG beyond int64_t (sign + magnitude)
 //   Float       NEW_FLOAT
-//   Atom        ATOM_UTF8 / SMALL_ATOM_UTF8 (and the Latin-1 forms on input),
-//               interned: equal atoms share one entry, compared by address
+//   Atom        ATOM_EXT when Latin-1 can spell it (as OTP 25 writes it),
+//               else SMALL_ATOM_UTF8 / ATOM_UTF8; any atom tag on input.
+//               Interned: equal atoms share one entry, compared by address
 //   Reference   NEWER_REFERENCE (node, creation, up to 5 id words)
 //   Fun         kept opaque: the exact bytes of its encoding
-//   Port        NEW_PORT / V4_PORT
+//   Port        NEW_PORT for ids of up to 28 bits, else V4_PORT
 //   Pid         NEW_PID
 //   Tuple       SMALL_TUPLE / LARGE_TUPLE
 //   Map         MAP, entries kept sorted in Erlang term order of their keys
