@@ -331,6 +331,7 @@ void PgScope::drop_peer(const Term& peer) {
 
 void PgScope::local_process_down(const Term& pid) {
   auto it = local_.find(pid);
+  assert(it != local_.end());  // only called for a monitored member
   std::vector<Term> groups = std::move(it->second.groups);
   local_.erase(it);
   for (const Term& group : groups) remove_members(group, std::span(&pid, 1));

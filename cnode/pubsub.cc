@@ -98,22 +98,24 @@ void PubSub::on_node_thread(F&& f) {
 
 PubSub::SubscriptionId PubSub::subscribe(std::string topic, Handler handler) {
   auto subscription = std::make_shared<Subscription>();
-  subscription->id = next_id_++;
   subscription->topic = std::move(topic);
   subscription->handler = std::move(handler);
-  SubscriptionId id = subscription->id;
-  on_node_thread([subscription](PubSub& self) { self.add(subscription); });
-  return id;
+  return register_subscription(std::move(subscription));
 }
 
 PubSub::SubscriptionId PubSub::subscribe(std::string topic, Term pid) {
   if (!pid.is_pid()) return 0;
   auto subscription = std::make_shared<Subscription>();
-  subscription->id = next_id_++;
   subscription->topic = std::move(topic);
   subscription->pid = std::move(pid);
+  return register_subscription(std::move(subscription));
+}
+
+PubSub::SubscriptionId PubSub::register_subscription(std::shared_ptr<Subscription> subscription) {
+  subscription->id = next_id_++;
   SubscriptionId id = subscription->id;
-  on_node_thread([subscription](PubSub& self) { self.add(subscription); });
+  on_node_thread(
+      [subscription = std::move(subscription)](PubSub& self) { self.add(subscription); });
   return id;
 }
 

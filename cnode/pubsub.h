@@ -126,6 +126,8 @@ class PubSub : public std::enable_shared_from_this<PubSub> {
   bool handle_forward(const Term& message);
   void handle_down(const Term& ref, const Term& pid);
 
+  // Gives the subscription its id (any thread) and adds it on the node thread.
+  SubscriptionId register_subscription(std::shared_ptr<Subscription> subscription);
   void add(std::shared_ptr<Subscription> subscription);
   void remove(SubscriptionId id);
   void deliver(const std::string& topic, const Term& message, SubscriptionId except);
