@@ -134,4 +134,8 @@ void TrackerShard::log(LogLevel level, const std::string& message) {
   node_.log(level, message);
 }
 
+std::string TrackerShard::origin(const Term& message) {
+  return origin_of(node_, message);
+}
+
 }  // namespace presence

@@ -74,6 +74,7 @@ class TrackerShard : public std::enable_shared_from_this<TrackerShard>, private 
   void replica_event(ReplicaEvent event, const ReplicaRef& replica) override;
   Term make_ref() override;
   void log(LogLevel level, const std::string& message) override;
+  std::string origin(const Term& message) override;
 
   Node& node_;
   std::shared_ptr<PubSub> pubsub_;

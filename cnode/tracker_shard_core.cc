@@ -273,7 +273,7 @@ bool ShardCore::from_self(const ReplicaRef& sender, const Term& message) {
 }
 
 void ShardCore::drop_malformed(const Term& message, const std::string& why) {
-  std::string from = origin_of(message);
+  std::string from = output_.origin(message);
   if (message.is_tuple() && message.size() >= 3) {
     for (std::size_t i = 2; i < message.size() && i < 4; ++i) {
       if (auto ref = decode_replica_ref(message[i])) {

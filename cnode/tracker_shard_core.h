@@ -77,6 +77,9 @@ class ShardOutput {
   virtual void replica_event(ReplicaEvent event, const ReplicaRef& replica) = 0;
   virtual Term make_ref() = 0;
   virtual void log(LogLevel level, const std::string& message) = 0;
+  // Where the message being handled came from, for a log line, e.g.
+  // "node 'a@h'".
+  virtual std::string origin(const Term& message) = 0;
 };
 
 class ShardCore {

@@ -37,6 +37,7 @@ struct Recorder : ShardOutput {
   }
   Term make_ref() override { return Term::reference({node, 1, {++refs, 0, 0}}); }
   void log(LogLevel, const std::string& message) override { logs.push_back(message); }
+  std::string origin(const Term&) override { return "node 'origin@h'"; }
 };
 
 TrackerOptions small_options() {
@@ -399,7 +400,7 @@ TEST(TrackerShardCoreTest, MalformedReplicaRefIsDroppedAndLoggedWithTheNode) {
                               Term::tuple({pid("x@h", 5), Term::atom("nope")})});
   EXPECT_TRUE(b.core->handle_message(message, 0));
   ASSERT_EQ(b.out.logs.size(), 1u);
-  EXPECT_NE(b.out.logs[0].find("x@h"), std::string::npos) << b.out.logs[0];
+  EXPECT_NE(b.out.logs[0].find("origin@h"), std::string::npos) << b.out.logs[0];
 }
 
 TEST(TrackerShardCoreTest, MessageClaimingThisNodeIsDropped) {
