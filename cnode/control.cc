@@ -29,8 +29,9 @@ Term key_metas(const std::vector<KeyMeta>& entries) {
 
 }  // namespace
 
-std::shared_ptr<ControlProcess> ControlProcess::start(Node& node, PresenceService& service) {
-  std::shared_ptr<ControlProcess> control(new ControlProcess(node, service));
+std::shared_ptr<ControlProcess> ControlProcess::start(
+    Node& node, PresenceService& service, std::vector<std::shared_ptr<PubSub>> pubsubs) {
+  std::shared_ptr<ControlProcess> control(new ControlProcess(node, service, std::move(pubsubs)));
   std::weak_ptr<ControlProcess> weak = control;
   control->mailbox_ = node.spawn(
       [weak](const Term& message) {
@@ -56,6 +57,9 @@ void ControlProcess::on_message(const Term& message) {
 
 Term ControlProcess::handle(const Term& request) {
   if (is_request(request, "close", 2)) return close_session(request[1]);
+  for (const auto& pubsub : pubsubs_) {
+    if (auto reply = pubsub->handle_request(request)) return *reply;
+  }
   if (!request.is_tuple() || request.size() < 2 || !request[0].is_atom()) return badarg(request);
 
   Tracker* tracker = find_tracker(request[1]);

@@ -18,6 +18,10 @@
 //   {close, Pid}                                -> ok (ends a session made
 //                                                  by track/5 and its presences)
 //
+// and the PubSub requests of the node's PubSub servers (subscribe,
+// unsubscribe, broadcast, local_broadcast, direct_broadcast: see
+// PubSub::handle_request).
+//
 // Failures are {error, Reason}, with Phoenix's reasons where it has them:
 // {already_tracked, Pid, Topic, Key}, nopresence, {badmap, Meta}, and
 // {unknown_tracker, Tracker}, {badarg, Request} for a malformed request.
@@ -29,9 +33,11 @@
 
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "cnode/node.h"
 #include "cnode/presence.h"
+#include "cnode/pubsub.h"
 #include "term/term.h"
 
 namespace presence {
@@ -40,7 +46,8 @@ class ControlProcess : public std::enable_shared_from_this<ControlProcess> {
  public:
   // Registers `presence` on node. Returns nullptr, after logging, when the
   // name is taken. node and service must outlive the control process.
-  static std::shared_ptr<ControlProcess> start(Node& node, PresenceService& service);
+  static std::shared_ptr<ControlProcess> start(Node& node, PresenceService& service,
+                                               std::vector<std::shared_ptr<PubSub>> pubsubs = {});
   // Closes the sessions it made and its own process.
   ~ControlProcess();
   ControlProcess(const ControlProcess&) = delete;
@@ -49,7 +56,8 @@ class ControlProcess : public std::enable_shared_from_this<ControlProcess> {
   const Term& pid() const { return mailbox_->pid(); }
 
  private:
-  ControlProcess(Node& node, PresenceService& service) : node_(node), service_(service) {}
+  ControlProcess(Node& node, PresenceService& service, std::vector<std::shared_ptr<PubSub>> pubsubs)
+      : node_(node), service_(service), pubsubs_(std::move(pubsubs)) {}
 
   void on_message(const Term& message);
   Term handle(const Term& request);
@@ -67,6 +75,7 @@ class ControlProcess : public std::enable_shared_from_this<ControlProcess> {
 
   Node& node_;
   PresenceService& service_;
+  std::vector<std::shared_ptr<PubSub>> pubsubs_;
   std::shared_ptr<Mailbox> mailbox_;
   // Sessions made by {track, T, Topic, Key, Meta}, by pid.
   std::unordered_map<Term, std::shared_ptr<Mailbox>, TermHash> sessions_;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <functional>
+#include <variant>
 #include <vector>
 
 namespace presence {
@@ -24,6 +25,45 @@ std::optional<Integer> parse_integer(std::string_view text, Integer min, Integer
     return std::nullopt;
   }
   return value;
+}
+
+std::optional<std::string> parse_pubsub_flag(std::string_view value, ProgramOptions* options) {
+  PubSubOptions pubsub;
+  std::string_view name = value.substr(0, value.find(','));
+  if (name.empty()) return "--pubsub needs a name";
+  pubsub.name = std::string(name);
+  if (name.size() < value.size()) {
+    std::string_view option = value.substr(name.size() + 1);
+    constexpr std::string_view kPoolSize = "pool_size=";
+    auto size = option.starts_with(kPoolSize)
+                    ? parse_integer<int>(option.substr(kPoolSize.size()), 1, 1024)
+                    : std::nullopt;
+    if (!size) return "--pubsub " + std::string(value) + ": expected NAME[,pool_size=N]";
+    pubsub.pool_size = *size;
+  }
+  options->pubsubs.push_back(std::move(pubsub));
+  return std::nullopt;
+}
+
+// Reads the --tracker values now that every --pubsub is known: each names a
+// PubSub server that is started here.
+std::optional<std::string> read_trackers(ProgramOptions* options) {
+  std::optional<Atom> first_pubsub;
+  if (!options->pubsubs.empty()) first_pubsub = pubsub_name(options->pubsubs.front().name);
+  for (const std::string& flag : options->tracker_flags) {
+    auto parsed = parse_tracker_flag(flag, first_pubsub);
+    if (auto* error = std::get_if<std::string>(&parsed)) return *error;
+    auto& tracker = std::get<TrackerOptions>(parsed);
+    bool started = false;
+    for (const PubSubOptions& pubsub : options->pubsubs) {
+      started = started || pubsub_name(pubsub.name) == tracker.pubsub_server;
+    }
+    if (!started) {
+      return "--tracker " + flag + ": no --pubsub " + std::string(tracker.pubsub_server.text());
+    }
+    options->trackers.push_back(std::move(tracker));
+  }
+  return std::nullopt;
 }
 
 const std::vector<Flag>& flags() {
@@ -71,6 +111,24 @@ const std::vector<Flag>& flags() {
          auto seconds = parse_integer<long>(value, 1, 86400);
          if (!seconds) return "--tick-time needs seconds from 1 to 86400";
          options->node.tick_time = std::chrono::seconds(*seconds);
+         return std::nullopt;
+       }},
+      {"--pubsub", "NAME[,pool_size=N]",
+       "run the Phoenix.PubSub server NAME (MyApp.PubSub means 'Elixir.MyApp.PubSub'), "
+       "with the pool_size of the Phoenix nodes (default 1); repeatable",
+       [](std::string_view value, ProgramOptions* options) -> std::optional<std::string> {
+         return parse_pubsub_flag(value, options);
+       }},
+      {"--tracker", "NAME[,option=value...]", kTrackerFlagHelp,
+       [](std::string_view value, ProgramOptions* options) -> std::optional<std::string> {
+         options->tracker_flags.emplace_back(value);
+         return std::nullopt;
+       }},
+      {"--control", nullptr,
+       "run the control process 'presence': gen_server calls from any node to track, "
+       "untrack, update and list presences and to use the PubSub servers",
+       [](std::string_view, ProgramOptions* options) -> std::optional<std::string> {
+         options->control = true;
          return std::nullopt;
        }},
       {"--help", nullptr, "print this text and exit",
@@ -121,7 +179,7 @@ std::optional<std::string> parse_options(int argc, const char* const argv[],
     if (auto error = flag->apply(value, options)) return error;
   }
   infer_long_names(&options->node);
-  return std::nullopt;
+  return read_trackers(options);
 }
 
 std::string usage(std::string_view program) {

@@ -8,8 +8,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cnode/node.h"
+#include "cnode/pubsub.h"
+#include "cnode/tracker_options.h"
 
 namespace presence {
 
@@ -18,6 +21,14 @@ struct ProgramOptions {
   // so that the node looks for one as find_cookie() describes.
   NodeOptions node;
   bool help = false;
+  // --pubsub, in command-line order.
+  std::vector<PubSubOptions> pubsubs;
+  // --tracker, validated; pubsub_server defaults to the first --pubsub.
+  std::vector<TrackerOptions> trackers;
+  // --control: run the control process `presence`.
+  bool control = false;
+  // The raw --tracker values, read once every flag is known.
+  std::vector<std::string> tracker_flags;
 
   ProgramOptions() { node.name = "presence"; }
 };

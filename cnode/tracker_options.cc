@@ -167,24 +167,22 @@ TrackerFlagResult parse_tracker_flag(std::string_view text, std::optional<Atom> 
 }
 
 const char* const kTrackerFlagHelp =
-    "  --tracker NAME[,option=value...]\n"
-    "      Runs a Phoenix.Tracker replica named NAME (an Elixir alias such as\n"
-    "      MyApp.Presence means 'Elixir.MyApp.Presence'). Repeatable. Options, with\n"
-    "      Phoenix's defaults:\n"
-    "        pubsub_server=NAME        the PubSub server (default: the first --pubsub)\n"
-    "        pool_size=N               shards (1)\n"
-    "        broadcast_period=MS       heartbeat period (1500)\n"
-    "        max_silent_periods=N      periods between empty heartbeats (10)\n"
-    "        down_period=MS            silence before a replica is down\n"
-    "                                  (2 * max_silent_periods * broadcast_period,\n"
-    "                                  at least 2 * broadcast_period)\n"
-    "        permdown_period=MS        silence before a replica is removed (1200000,\n"
-    "                                  more than down_period)\n"
-    "        clock_sample_periods=N    heartbeats between transfer requests (2)\n"
-    "        max_delta_sizes=A:B:C     delta generation sizes (100:1000:10000)\n"
-    "        log_level=LEVEL           replica events: false, debug, info, warning,\n"
-    "                                  error (false)\n"
-    "        permdown_on_shutdown=BOOL tell peers at once on shutdown (false)\n"
-    "      Example: --tracker MyApp.Presence,pubsub_server=MyApp.PubSub,pool_size=4\n";
+    "run a Phoenix.Tracker replica named NAME (MyApp.Presence means\n"
+    "      'Elixir.MyApp.Presence'); repeatable. Options, with Phoenix's defaults:\n"
+    "        pubsub_server=NAME         the PubSub server (the first --pubsub)\n"
+    "        pool_size=N                shards (1)\n"
+    "        broadcast_period=MS        heartbeat period (1500)\n"
+    "        max_silent_periods=N       quiet periods between empty heartbeats (10)\n"
+    "        down_period=MS             silence before a replica is down\n"
+    "                                   (2 * max_silent_periods * broadcast_period;\n"
+    "                                   at least 2 * broadcast_period)\n"
+    "        permdown_period=MS         silence before a replica is removed (1200000;\n"
+    "                                   more than down_period)\n"
+    "        clock_sample_periods=N     heartbeats between transfer requests (2)\n"
+    "        max_delta_sizes=A:B:C      delta generation sizes (100:1000:10000)\n"
+    "        log_level=LEVEL            replica events: false, debug, info, warning,\n"
+    "                                   error (false)\n"
+    "        permdown_on_shutdown=BOOL  on SIGINT/SIGTERM tell peers at once (false)\n"
+    "      e.g. --tracker MyApp.Presence,pubsub_server=MyApp.PubSub,pool_size=4";
 
 }  // namespace presence

@@ -65,7 +65,8 @@ using TrackerFlagResult = std::variant<TrackerOptions, std::string>;
 TrackerFlagResult parse_tracker_flag(std::string_view text,
                                      std::optional<Atom> default_pubsub = std::nullopt);
 
-// The --tracker paragraph of the program's --help text.
+// The help of the --tracker flag (after its "--tracker NAME[,option=value...]"
+// line), indented for the program's --help text.
 extern const char* const kTrackerFlagHelp;
 
 }  // namespace presence

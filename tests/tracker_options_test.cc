@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "cnode/options.h"
+
 namespace presence {
 namespace {
 
@@ -107,6 +109,54 @@ TEST(TrackerOptionsTest, HelpTextNamesEveryOption) {
                              "max_delta_sizes", "log_level", "permdown_on_shutdown"}) {
     EXPECT_NE(help.find(option), std::string::npos) << option;
   }
+}
+
+std::optional<std::string> parse_command_line(std::vector<const char*> arguments,
+                                              ProgramOptions* options) {
+  arguments.insert(arguments.begin(), "presence_node");
+  return parse_options(static_cast<int>(arguments.size()), arguments.data(), options);
+}
+
+TEST(TrackerCommandLineTest, TrackerDefaultsToTheFirstPubsubWhateverTheFlagOrder) {
+  ProgramOptions options;
+  auto error = parse_command_line(
+      {"--tracker", "MyApp.Presence,pool_size=2", "--pubsub", "MyApp.PubSub", "--pubsub",
+       "Other.PubSub,pool_size=3", "--tracker=Second,pubsub_server=Other.PubSub", "--control"},
+      &options);
+  ASSERT_FALSE(error) << *error;
+  ASSERT_EQ(options.pubsubs.size(), 2u);
+  EXPECT_EQ(options.pubsubs[1].pool_size, 3);
+  ASSERT_EQ(options.trackers.size(), 2u);
+  EXPECT_EQ(options.trackers[0].name, Atom("Elixir.MyApp.Presence"));
+  EXPECT_EQ(options.trackers[0].pubsub_server, Atom("Elixir.MyApp.PubSub"));
+  EXPECT_EQ(options.trackers[0].pool_size, 2);
+  EXPECT_EQ(options.trackers[1].pubsub_server, Atom("Elixir.Other.PubSub"));
+  EXPECT_TRUE(options.control);
+}
+
+TEST(TrackerCommandLineTest, TrackerOnAPubsubThatIsNotStartedIsRefused) {
+  ProgramOptions options;
+  auto error = parse_command_line(
+      {"--pubsub", "MyApp.PubSub", "--tracker", "T,pubsub_server=Missing.PubSub"}, &options);
+  ASSERT_TRUE(error);
+  EXPECT_NE(error->find("Missing.PubSub"), std::string::npos);
+  ProgramOptions without_pubsub;
+  EXPECT_TRUE(parse_command_line({"--tracker", "T"}, &without_pubsub));
+}
+
+TEST(TrackerCommandLineTest, InvalidTrackerOptionsStopTheCommandLine) {
+  ProgramOptions options;
+  auto error = parse_command_line(
+      {"--pubsub", "P", "--tracker", "T,broadcast_period=100,down_period=100"}, &options);
+  ASSERT_TRUE(error);
+  EXPECT_NE(error->find("down_period must be at least twice"), std::string::npos);
+}
+
+TEST(TrackerCommandLineTest, MalformedPubsubFlagIsRefused) {
+  ProgramOptions options;
+  EXPECT_TRUE(parse_command_line({"--pubsub", "P,pool=2"}, &options));
+  ProgramOptions empty;
+  EXPECT_TRUE(parse_command_line({"--pubsub", ",pool_size=2"}, &empty));
 }
 
 }  // namespace
