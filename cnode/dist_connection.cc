@@ -82,8 +82,9 @@ void Connection::on_setup_timeout() {
 
 // Find the peer's host; its EPMD knows the port.
 void Connection::step_resolve() {
+  // IPv4, as the distribution's default carrier (inet_tcp) listens on.
   resolver_.async_resolve(
-      host_of(peer_), std::to_string(local_.epmd_port),
+      tcp::v4(), host_of(peer_), std::to_string(local_.epmd_port),
       [self = shared_from_this()](boost::system::error_code ec,
                                   const tcp::resolver::results_type& endpoints) {
         if (self->state_ == State::kClosed) return;

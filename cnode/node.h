@@ -122,7 +122,8 @@ class Node {
   virtual std::uint16_t port() const = 0;
 
   // A new process. With a name, the name must be free on this node
-  // (returns nullptr otherwise). Thread-safe.
+  // (returns nullptr otherwise). Call it after start(): a pid carries the
+  // creation EPMD gives the node. Thread-safe.
   virtual std::shared_ptr<Mailbox> spawn(Mailbox::Handler handler,
                                          std::optional<Atom> name = std::nullopt) = 0;
 

@@ -286,6 +286,28 @@ TEST_F(NodeTest, LinkedBeamProcessGetsExitWhenMailboxCloses) {
   ASSERT_TRUE(cpp.run_until([&] { return inbox.has(exit); }, 5s)) << inbox.dump();
 }
 
+TEST_F(NodeTest, DroppedMailboxEndsWithReasonNormal) {
+  auto beam = start_beam(kLinker);
+  ASSERT_TRUE(beam->ready()) << beam->output();
+  TestNode cpp(cpp_options());
+  ASSERT_TRUE(cpp.started());
+  Inbox inbox(cpp.node());
+  auto target = cpp.node().spawn([](const Term&) {});
+  Term target_pid = target->pid();
+
+  inbox.mailbox->send(Atom("linker"), Atom(beam->node_name()),
+                      Term::tuple({atom("link"), inbox.pid(), target_pid}));
+  ASSERT_TRUE(cpp.run_until(
+      [&] {
+        return inbox.has(Term::tuple({atom("linked"), target_pid}));
+      },
+      10s));
+  target.reset();
+
+  Term exit = Term::tuple({atom("exit"), target_pid, atom("normal")});
+  ASSERT_TRUE(cpp.run_until([&] { return inbox.has(exit); }, 5s)) << inbox.dump();
+}
+
 TEST_F(NodeTest, BeamLinkToMissingProcessGetsNoproc) {
   auto beam = start_beam(kLinker);
   ASSERT_TRUE(beam->ready()) << beam->output();
@@ -582,6 +604,27 @@ TEST_F(NodeTest, RpcFromBeamAnswersNodeAndNodesAndRefusesTheRest) {
                          {Term::tuple({atom("rex"), me}), call_nodes});
   ASSERT_TRUE(visible);
   EXPECT_EQ(*visible, Term::list({atom(beam->node_name())}));
+}
+
+TEST_F(NodeTest, SendsFromAnotherThreadArriveInOrder) {
+  TestNode cpp(cpp_options());
+  ASSERT_TRUE(cpp.started());
+  Inbox inbox(cpp.node(), Atom("inbox"));
+  constexpr int kCount = 200;
+
+  std::thread sender([&] {
+    for (int i = 0; i < kCount; ++i) {
+      if (i % 2 == 0) {
+        cpp.node().send(inbox.pid(), Term::integer(i));
+      } else {
+        cpp.node().send(Atom("inbox"), cpp.node().name(), Term::integer(i));
+      }
+    }
+  });
+  bool all = cpp.run_until([&] { return inbox.messages.size() == kCount; }, 5s);
+  sender.join();
+  ASSERT_TRUE(all) << inbox.messages.size();
+  for (int i = 0; i < kCount; ++i) EXPECT_EQ(inbox.messages[i], Term::integer(i));
 }
 
 TEST_F(NodeTest, TakenNameFailsToStart) {
