@@ -175,12 +175,18 @@ std::future<TrackReply> Session::update(std::string_view tracker, Value topic, V
 std::future<TrackReply> Session::update(std::string_view tracker, Value topic, Value key,
                                         std::function<Meta(const Meta&)> updater) {
   if (closed()) return detail::PresenceCore::ready(TrackReply::failure(kNoproc));
-  return core_->with_tracker<std::string>(
-      tracker, [pid = pid_, topic = std::move(topic).term(), key = std::move(key).term(),
-                updater = std::move(updater)](Tracker& t) {
-        return to_track_reply(t.update(
-            pid, topic, key, [&updater](const Term& meta) { return updater(Meta(meta)).term(); }));
-      });
+  return core_->with_tracker<std::string>(tracker, [pid = pid_, topic = std::move(topic).term(),
+                                                    key = std::move(key).term(),
+                                                    updater = std::move(updater)](Tracker& t) {
+    // A throwing updater fails this update only; the presence is unchanged.
+    try {
+      return to_track_reply(t.update(
+          pid, topic, key, [&updater](const Term& meta) { return updater(Meta(meta)).term(); }));
+    } catch (const std::exception& error) {
+      return TrackReply::failure(
+          Term::tuple({Term::atom("updater_failed"), Term::binary(error.what())}));
+    }
+  });
 }
 
 std::future<Ack> Session::close() {

@@ -24,7 +24,7 @@
 // returns a future that becomes ready when it is done (never wait on one
 // from the node thread for work posted from elsewhere). Callbacks (diff
 // handlers, liveness answers, meta updaters, session message handlers) run
-// on the node thread and must not block.
+// on the node thread and must neither block nor throw (an updater may).
 //
 // Read-your-writes: a track, update or untrack future becomes ready only
 // after the local replica applied the change, so a list made after it on
@@ -162,7 +162,8 @@ class Session {
   const Term& pid() const { return pid_; }
 
   // Phoenix.Tracker.track/untrack/update for this session's pid. The
-  // updater form is called on the node thread with the current meta.
+  // updater form is called on the node thread with the current meta; if it
+  // throws, the update fails with {updater_failed, What}.
   std::future<TrackReply> track(std::string_view tracker, Value topic, Value key, Meta meta = {});
   std::future<Ack> untrack(std::string_view tracker, Value topic, Value key);
   // Every presence of this session in one tracker / in every tracker.

@@ -151,6 +151,22 @@ TEST_F(PresenceApiTest, UpdateWithAFunctionSetsPhxRefPrev) {
   EXPECT_EQ(*meta.find("phx_ref"), bin(*second));
 }
 
+TEST_F(PresenceApiTest, ThrowingUpdaterLeavesThePresenceUnchanged) {
+  BackgroundNode background;
+  ASSERT_TRUE(background.node.ready());
+  PresenceService& service = background.node.service();
+  auto session = service.open_session();
+  ASSERT_TRUE(session->track(kTracker, "room:1", "alice", Meta{{"n", 1}}).get().ok());
+  auto failed = session
+                    ->update(kTracker, "room:1", "alice",
+                             [](const Meta&) -> Meta { throw std::runtime_error("no"); })
+                    .get();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error(), Term::tuple({Term::atom("updater_failed"), bin("no")}));
+  Term meta = service.list(kTracker, "room:1").get()->at(0).meta;
+  EXPECT_EQ(*meta.find("n"), Term::integer(1));
+}
+
 TEST_F(PresenceApiTest, ClosingTheSessionUntracksEverything) {
   BackgroundNode background;
   ASSERT_TRUE(background.node.ready());
