@@ -282,16 +282,16 @@ void State::remove_down_replicas(const ReplicaRef& replica) {
 
 void State::compact() {
   for (auto& [replica, cloud] : clouds_) {
+    // Clouds only ever hold replicas of the context (union_clouds takes no
+    // others, local tags are the own replica's), so Phoenix's clause that
+    // starts an unknown replica at clock 1 has nothing to do here.
     auto known = context_.find(replica);
+    assert(known != context_.end());
+    if (known == context_.end()) continue;
     for (auto it = cloud.begin(); it != cloud.end();) {
-      const Clock clock = *it;
-      if (known != context_.end() && known->second + 1 == clock) {
-        known->second = clock;
-      } else if (known != context_.end() && known->second >= clock) {
-        // already covered
-      } else if (known == context_.end() && clock == 1) {
-        known = context_.emplace(replica, clock).first;
-      } else {
+      if (*it == known->second + 1) {
+        known->second = *it;
+      } else if (*it > known->second) {
         ++it;
         continue;
       }

@@ -304,7 +304,9 @@ TEST(CrdtWire, EveryMalformedWholeStateIsRejectedWithItsReason) {
     const WireResult<WholeState> decoded = decode_whole_state(bad.term);
     ASSERT_FALSE(decoded.ok()) << bad.what;
     EXPECT_EQ(decoded.error().code, bad.code) << bad.what << ": " << decoded.error().message();
-    if (bad.term.is_tuple()) EXPECT_FALSE(decode_extracted(bad.term).ok()) << bad.what;
+    if (bad.term.is_tuple()) {
+      EXPECT_FALSE(decode_extracted(bad.term).ok()) << bad.what;
+    }
   }
 }
 
