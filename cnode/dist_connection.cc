@@ -28,12 +28,6 @@ std::string alive_of(Atom node) {
   return std::string(text.substr(0, text.find('@')));
 }
 
-bool is_node_name(std::string_view name) {
-  std::size_t at = name.find('@');
-  return at != std::string_view::npos && at > 0 && at + 1 < name.size() &&
-         name.find('@', at + 1) == std::string_view::npos;
-}
-
 }  // namespace
 
 std::shared_ptr<Connection> Connection::open(boost::asio::io_context& io,

@@ -89,7 +89,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // The peer's node name; the empty atom until an accepted peer named itself.
   Atom peer() const { return peer_; }
-  bool initiated() const { return initiated_; }
   bool up() const { return state_ == State::kUp; }
   // The flags the peer advertised, with the OTP 25 digest flag expanded.
   std::uint64_t peer_flags() const { return peer_flags_; }

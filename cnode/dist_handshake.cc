@@ -49,6 +49,12 @@ void put_digest(std::string* out, const Digest& digest) {
 
 }  // namespace
 
+bool is_node_name(std::string_view name) {
+  std::size_t at = name.find('@');
+  return at != std::string_view::npos && at > 0 && at + 1 < name.size() &&
+         name.find('@', at + 1) == std::string_view::npos;
+}
+
 std::uint64_t expand_flags(std::uint64_t flags) {
   if (flags & kFlagMandatory25Digest) flags |= kMandatoryFlags;
   return flags;

@@ -60,6 +60,9 @@ inline constexpr std::uint64_t kLocalFlags =
     kMandatoryFlags | kFlagMandatory25Digest | kFlagDistMonitor | kFlagDistMonitorName |
     kFlagSendSender | kFlagExitPayload | kFlagUnlinkId | kFlagSpawn | kFlagV4NodeContainers;
 
+// Whether `name` is a node name: name@host, both parts non-empty.
+bool is_node_name(std::string_view name);
+
 // The peer's flags with kFlagMandatory25Digest expanded.
 std::uint64_t expand_flags(std::uint64_t flags);
 

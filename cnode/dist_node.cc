@@ -23,12 +23,6 @@ Atom node_of(const Term& pid) {
   return pid.is_pid() ? pid.as_pid().node : Atom();
 }
 
-bool is_node_name(Atom node) {
-  std::string_view text = node.text();
-  std::size_t at = text.find('@');
-  return at != std::string_view::npos && at > 0 && at + 1 < text.size();
-}
-
 }  // namespace
 
 // ---- Delivery ----
@@ -327,7 +321,7 @@ void NodeCore::connection_lost(Atom peer) {
 
 void NodeCore::connect(Atom node) {
   if (stopping_ || !started_ || node == name_ || connections_.count(node) > 0) return;
-  if (!is_node_name(node)) {
+  if (!dist::is_node_name(node.text())) {
     return log(LogLevel::kWarning,
                "cannot connect to '" + std::string(node.text()) + "': not a node name (name@host)");
   }

@@ -62,7 +62,6 @@ class Registration {
   std::string register_node(const std::string& host, std::uint16_t port, std::string_view alive,
                             std::uint16_t listen_port, std::chrono::milliseconds timeout);
   std::uint32_t creation() const { return creation_; }
-  bool registered() const { return socket_.is_open(); }
   // Ends the registration by closing the connection. Idempotent.
   void close();
 

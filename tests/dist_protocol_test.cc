@@ -90,6 +90,15 @@ TEST(Handshake, MissingMandatoryFlagsAreNamed) {
             "UTF8_ATOMS, MAP_TAG");
 }
 
+TEST(Handshake, NodeNamesHaveOneAtBetweenTwoParts) {
+  EXPECT_TRUE(is_node_name("a@h"));
+  EXPECT_TRUE(is_node_name("cpp@127.0.0.1"));
+  EXPECT_FALSE(is_node_name("a"));
+  EXPECT_FALSE(is_node_name("@h"));
+  EXPECT_FALSE(is_node_name("a@"));
+  EXPECT_FALSE(is_node_name("a@b@c"));
+}
+
 TEST(Handshake, LocalFlagsAreHiddenWithoutAtomCacheOrFragments) {
   EXPECT_EQ(kLocalFlags & kFlagPublished, 0u);
   EXPECT_EQ(kLocalFlags & kFlagDistHdrAtomCache, 0u);
