@@ -42,7 +42,7 @@ struct ReplicaRef {
     return a.vsn <=> b.vsn;
   }
   std::size_t hash() const { return node.hash() * 31 + std::hash<std::int64_t>()(vsn); }
-  std::string to_string() const;  // e.g. {'a@vm', 17}
+  std::string to_string() const;  // as Term::to_string renders {node, vsn}
 };
 
 struct ReplicaRefHash {
@@ -61,7 +61,7 @@ struct Tag {
     return a.clock <=> b.clock;
   }
   std::size_t hash() const { return replica.hash() * 1000003 + std::hash<Clock>()(clock); }
-  std::string to_string() const;  // e.g. {{'a@vm', 17}, 3}
+  std::string to_string() const;  // as Term::to_string renders {{node, vsn}, clock}
 };
 
 struct TagHash {

@@ -195,8 +195,9 @@ class State {
 
   // Queries. Lists exclude presences of down replicas unless said otherwise,
   // and come in Phoenix's order (its values table is an ordered set keyed by
-  // {topic, pid, key}). Each costs O(r log r) for a result of r presences,
-  // independent of the size of the state.
+  // {topic, pid, key}). Each costs O(r log r) for a result of r presences
+  // (for the filtered lists, r counts the hidden ones too), independent of
+  // the size of the state.
   //
   // Every presence of up replicas, sorted by (topic, pid, key).
   std::vector<Presence> online_list() const;
