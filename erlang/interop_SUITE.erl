@@ -102,7 +102,7 @@ init_per_testcase(Case, Config) ->
 
 end_per_testcase(_Case, Config) ->
     stop_all_cpp_nodes(),
-    [ok = erpc:call(Peer, interop_phoenix, kill_tracker, [T])
+    [ok = erpc:call(Peer, interop_phoenix, stop_tracker, [T])
      || Peer <- peers(Config), {tracker, T} <- ets:lookup(interop_state, tracker)],
     ets:delete(interop_state, tracker),
     ok.
@@ -161,14 +161,14 @@ heartbeats(Config) ->
     start_elixir_trackers(Config, [A, B], T, ?TRACKER_OPTIONS),
     spy_on_shard(A, T, 0),
     Cpp = start_cpp(Config, #{}),
-    [begin
-         Heartbeat = await_heartbeat(A, Cpp),
-         assert_heartbeat_shape(Cpp, Heartbeat),
-         flush_events()
-     end || _ <- [1, 2, 3]],
     ?AWAIT({replica, replica_up, A, Cpp}, ?TIMEOUT),
     ?AWAIT({replica, replica_up, B, Cpp}, ?TIMEOUT),
-    await_cpp_replicas(Cpp, T, #{A => up, B => up}).
+    await_cpp_replicas(Cpp, T, #{A => up, B => up}),
+    [begin
+         flush_events(),
+         Heartbeat = await_heartbeat(A, Cpp),
+         assert_heartbeat_shape(Cpp, Heartbeat)
+     end || _ <- [1, 2, 3]].
 
 %% Phoenix: "gossip from unseen node triggers nodeup and transfer request".
 %% A C++ node joining late asks for a transfer and gets the presences; an
@@ -202,17 +202,18 @@ old_pids_permdowned_when_node_returns_with_new_vsn(Config) ->
     Cpp = start_cpp(Config, #{}),
     await_connected(Cpp, T, [A, B]),
     {ok, OldPid, _} = track_cpp(Cpp, T, ?TOPIC, <<"cpp">>, #{}),
-    ?AWAIT({join, A, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT),
+    [?AWAIT({join, Peer, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT) || Peer <- [A, B]],
     OldVsn = elixir_replica_vsn(A, T, Cpp),
 
     %% The C++ node comes back (same name, new vsn) before down_period.
     kill_cpp(Cpp),
     Cpp = start_cpp(Config, #{}),
-    ?AWAIT({replica, replica_permdown, A, Cpp}, ?TIMEOUT),
-    ?AWAIT({leave, A, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT),
+    [begin
+         ?AWAIT({replica, replica_permdown, Peer, Cpp}, ?TIMEOUT),
+         ?AWAIT({leave, Peer, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT)
+     end || Peer <- [A, B]],
     {ok, NewPid, _} = track_cpp(Cpp, T, ?TOPIC, <<"cpp">>, #{}),
-    ?AWAIT({join, A, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT),
-    ?AWAIT({join, B, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT),
+    [?AWAIT({join, Peer, T, ?TOPIC, <<"cpp">>, _, _}, ?TIMEOUT) || Peer <- [A, B]],
     ?assertNotEqual(OldVsn, elixir_replica_vsn(A, T, Cpp)),
     [begin
          Values = elixir_values(Peer, T, 0),
@@ -322,7 +323,7 @@ joins_and_leaves_reported_as_diffs(Config) ->
                  cpp_call(Cpp, {get_by_key, T, ?TOPIC, <<"node1">>})),
 
     %% A C++ presence process ending is a leave everywhere.
-    ok = cpp_call(Cpp, {untrack, T, Pid2}),
+    exit(Pid2, kill),
     [?AWAIT({leave, Peer, T, ?TOPIC, <<"me2">>, #{name := <<"me2">>, n := 2}, _}, ?TIMEOUT)
      || Peer <- [A, B]],
 
@@ -666,7 +667,7 @@ start_cpp(Config, Options) ->
     ct:log("started ~s ~s (output in ~s)", [?config(binary, Config), lists:join(" ", Args), Log]),
     await(fun() -> net_adm:ping(Node) == pong end, 10000, "presence_node answers ping"),
     {FirstTracker, _} = hd(Trackers),
-    await(fun() -> is_map(catch cpp_replicas(Node, FirstTracker)) end, 10000,
+    await(fun() -> is_map(cpp_replicas(Node, FirstTracker)) end, 10000,
           "the control process answers"),
     Node.
 
@@ -752,7 +753,7 @@ tracker_flag(Tracker, Options) ->
     "Elixir." ++ Name = atom_to_list(Tracker),
     Settings = [io_lib:format("~s=~p", [Key, Value])
                 || {Key, Value} <- lists:sort(maps:to_list(Options))],
-    lists:flatten(lists:join(",", [Name, "pubsub_server=" ?PUBSUB_FLAG | Settings])).
+    lists:flatten(lists:join(",", [Name, "pubsub_server=" ?PUBSUB_FLAG, "log_level=info" | Settings])).
 
 cpp_call(Node, Request) ->
     gen_server:call({presence, Node}, Request, ?TIMEOUT).
@@ -763,17 +764,11 @@ track_cpp(Node, Tracker, Topic, Key, Meta) ->
 cpp_list(Node, Tracker, Topic) ->
     lists:sort(cpp_call(Node, {list, Tracker, Topic})).
 
-%% The C++ node's replica table as #{Node => {Status, Vsn}}.
+%% The C++ node's replica table ([{{Node, Vsn}, Status}] on the wire) as
+%% #{Node => {Status, Vsn}}.
 cpp_replicas(Node, Tracker) ->
-    normalize_replicas(cpp_call(Node, {replicas, Tracker})).
-
-normalize_replicas(Replicas) when is_map(Replicas) ->
-    maps:from_list([{Name, replica_entry(Entry)} || {Name, Entry} <- maps:to_list(Replicas)]);
-normalize_replicas(Replicas) when is_list(Replicas) ->
-    maps:from_list([{Name, replica_entry(Entry)} || {Name, Entry} <- Replicas]).
-
-replica_entry(#{status := Status, vsn := Vsn}) -> {Status, Vsn};
-replica_entry({Status, Vsn}) -> {Status, Vsn}.
+    maps:from_list([{Name, {Status, Vsn}}
+                    || {{Name, Vsn}, Status} <- cpp_call(Node, {replicas, Tracker})]).
 
 %% Waits until the C++ node's replica table has exactly these nodes with
 %% these statuses.

@@ -8,7 +8,7 @@
 -module(interop_phoenix).
 
 -export([init/1, handle_diff/2, handle_info/2]).
--export([start_pubsub/1, start_tracker/3, kill_tracker/1, kill_shard/2, suspend_shard/2,
+-export([start_pubsub/1, start_tracker/3, stop_tracker/1, kill_tracker/1, kill_shard/2, suspend_shard/2,
          resume_shard/2, spy/3, spawn_presence/0, track_many/4]).
 
 -define(PG_SCOPE, 'Elixir.Phoenix.PubSub').
@@ -55,6 +55,14 @@ start_tracker(Name, Options, ReportTo) ->
              {ok, _} = 'Elixir.Phoenix.Tracker':start_link(?MODULE, Args, PoolOptions),
              ok
          end).
+
+%% Stops a tracker, if it runs, as its application would stop it, without
+%% graceful_permdown (no shutdown handler).
+stop_tracker(Name) ->
+    case whereis(Name) of
+        undefined -> ok;
+        _ -> 'Elixir.Supervisor':stop(Name)
+    end.
 
 %% Kills a tracker's supervisor: its shards, and the processes they track,
 %% die without telling anyone.
