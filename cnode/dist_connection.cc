@@ -82,8 +82,9 @@ void Connection::step_resolve() {
       [self = shared_from_this()](boost::system::error_code ec,
                                   const tcp::resolver::results_type& endpoints) {
         if (self->state_ == State::kClosed) return;
-        if (ec)
+        if (ec) {
           return self->fail(Closure::kHandshakeFailed, "cannot resolve host: " + ec.message());
+        }
         self->step_epmd_connect(endpoints);
       });
 }
@@ -104,9 +105,10 @@ void Connection::step_epmd_request() {
   boost::asio::async_write(socket_, boost::asio::buffer(handshake_out_),
                            [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                              if (self->state_ == State::kClosed) return;
-                             if (ec)
+                             if (ec) {
                                return self->fail(Closure::kHandshakeFailed,
                                                  "EPMD write: " + ec.message());
+                             }
                              self->step_epmd_answer();
                            });
 }
