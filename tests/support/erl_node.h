@@ -21,9 +21,11 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -33,6 +35,33 @@ namespace presence::testing {
 // erl both need it. Returns false if it could not be started.
 inline bool ensure_epmd() {
   return std::system("epmd -daemon") == 0;
+}
+
+// Whether EPMD has a node registered under `name` (the part before '@').
+inline bool epmd_lists(std::string_view name) {
+  name = name.substr(0, name.find('@'));
+  FILE* names = ::popen("epmd -names 2>/dev/null", "r");
+  if (names == nullptr) return false;
+  bool listed = false;
+  char line[512];
+  std::string wanted = "name " + std::string(name) + " at port";
+  while (std::fgets(line, sizeof line, names) != nullptr) {
+    if (std::string_view(line).starts_with(wanted)) listed = true;
+  }
+  ::pclose(names);
+  return listed;
+}
+
+// EPMD forgets a node only after noticing its connection closed: waits for
+// that (up to timeout), so that the name can be registered again at once.
+inline bool await_epmd_forgets(std::string_view name,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (epmd_lists(name)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 class ErlNode {
@@ -67,12 +96,14 @@ class ErlNode {
     return output_;
   }
 
-  // Ends the node at once (SIGKILL, as a crash would), and waits for it.
+  // Ends the node at once (SIGKILL, as a crash would), and waits until it
+  // is gone and EPMD has forgotten its name.
   void kill() {
     if (pid_ > 0) {
       ::kill(-pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
       pid_ = -1;
+      await_epmd_forgets(options_.name);
     }
     if (reader_.joinable()) reader_.join();
   }

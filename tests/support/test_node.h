@@ -17,6 +17,7 @@
 
 #include "cnode/node.h"
 #include "term/term.h"
+#include "tests/support/erl_node.h"
 
 namespace presence::testing {
 
@@ -34,10 +35,15 @@ class TestNode {
     node_ = Node::create(io_, std::move(options));
     started_ = node_->start();
   }
+  // Stops the node and waits until EPMD has forgotten its name, so that a
+  // following test may take the name again.
   ~TestNode() {
+    std::string name(node_->name().text());
     node_->stop();
     io_.restart();
     io_.poll();
+    node_.reset();
+    if (started_) await_epmd_forgets(name);
   }
 
   bool started() const { return started_; }
