@@ -31,7 +31,9 @@
          killed_cpp_node_leaves_after_down_period_and_restarts/1]).
 
 -define(PUBSUB, 'Elixir.MyApp.PubSub').
--define(PUBSUB_FLAG, "MyApp.PubSub").
+%% A second PubSub server with a pool of four adapter groups, as Phoenix's
+%% own cluster tests run it.
+-define(PUBSUB4, 'Elixir.MyApp.PubSub4').
 -define(SCOPE, 'Elixir.Phoenix.PubSub').
 -define(TRACKER, 'Elixir.Phoenix.Tracker').
 -define(TOPIC, <<"room:lobby">>).
@@ -138,6 +140,7 @@ start_peer(Prefix, CodePaths, Module, Beam) ->
         peer:start(#{name => peer:random_name(Prefix), args => Args, wait_boot => 30000}),
     {module, Module} = erpc:call(Node, code, load_binary, [Module, "interop_phoenix.erl", Beam]),
     ok = erpc:call(Node, interop_phoenix, start_pubsub, [[{name, ?PUBSUB}]]),
+    ok = erpc:call(Node, interop_phoenix, start_pubsub, [[{name, ?PUBSUB4}, {pool_size, 4}]]),
     {Peer, Node}.
 
 %% A process owning the suite's table of the C++ nodes ({cpp, Node, Owner})
@@ -295,7 +298,14 @@ tempdown_of_cpp_replica(Config) ->
     ?AWAIT({join, A, T, ?TOPIC, <<"cpp">>, #{name := <<"c">>}, _}, ?TIMEOUT),
     ?AWAIT({join, B, T, ?TOPIC, <<"cpp">>, #{name := <<"c">>}, _}, ?TIMEOUT),
     ?assertEqual(VsnBefore, elixir_replica_vsn(A, T, Cpp)),
-    await_same_lists(Cpp, [A, B], T, [?TOPIC]).
+    await_same_lists(Cpp, [A, B], T, [?TOPIC]),
+
+    %% Gone for good: after permdown_period the replica is forgotten.
+    signal_cpp(Cpp, "KILL"),
+    ?AWAIT({replica, replica_down, A, Cpp}, ?TIMEOUT),
+    ?AWAIT({replica, replica_permdown, A, Cpp}, 2 * maps:get(permdown_period, ?TRACKER_OPTIONS)),
+    ?assertNot(is_map_key(Cpp, elixir_replicas(A, T))),
+    ?assertEqual([], elixir_values(A, T, 0)).
 
 %% Phoenix: "node detects and locally broadcasts presence_join/leave", with
 %% joins and leaves on both sides.
@@ -484,12 +494,13 @@ rolling_node_update(Config) ->
     ?AWAIT({replica, replica_permdown, Primary, Node1}, 2 * 4000),
     await_cpp_replicas(Cpp, T, #{Primary => up}).
 
-%% pool_size: 4 on both sides: topics spread over four shards by phash2, and
-%% every node lists the same presences per topic.
+%% pool_size: 4 on both sides, on a PubSub with four adapter groups: topics
+%% spread over four shards by phash2, shard messages travel through every
+%% group, and every node lists the same presences per topic.
 pool_of_four_shards(Config) ->
     T = ?config(tracker, Config),
     [A, B | _] = peers(Config),
-    Options = (?TRACKER_OPTIONS)#{pool_size => 4},
+    Options = (?TRACKER_OPTIONS)#{pool_size => 4, pubsub_server => ?PUBSUB4},
     start_elixir_trackers(Config, [A, B], T, Options),
     Cpp = start_cpp(Config, #{tracker_options => Options}),
     await_connected(Cpp, T, [A, B]),
@@ -658,7 +669,7 @@ start_cpp(Config, Options) ->
     Trackers = maps:get(trackers, Options, [{?config(tracker, Config), TrackerOptions}]),
     Connect = maps:get(connect, Options, peers(Config)),
     Args = ["--name", Name, "--cookie", atom_to_list(erlang:get_cookie()),
-            "--pubsub", ?PUBSUB_FLAG, "--control"]
+            "--pubsub", elixir_alias(?PUBSUB), "--pubsub", elixir_alias(?PUBSUB4) ++ ",pool_size=4", "--control"]
            ++ lists:append([["--connect", atom_to_list(P)] || P <- Connect])
            ++ lists:append([["--tracker", tracker_flag(T, TO)] || {T, TO} <- Trackers]),
     Log = filename:join(?config(priv_dir, Config), Name ++ ".log"),
@@ -749,11 +760,18 @@ stop_all_cpp_nodes() ->
      end || {cpp, _, Owner} <- ets:lookup(interop_state, cpp)],
     ets:delete(interop_state, cpp).
 
+%% NAME,pubsub_server=PUBSUB,option=value... for the tracker's options.
 tracker_flag(Tracker, Options) ->
-    "Elixir." ++ Name = atom_to_list(Tracker),
+    PubSub = maps:get(pubsub_server, Options, ?PUBSUB),
     Settings = [io_lib:format("~s=~p", [Key, Value])
-                || {Key, Value} <- lists:sort(maps:to_list(Options))],
-    lists:flatten(lists:join(",", [Name, "pubsub_server=" ?PUBSUB_FLAG, "log_level=info" | Settings])).
+                || {Key, Value} <- lists:sort(maps:to_list(maps:remove(pubsub_server, Options)))],
+    lists:flatten(lists:join(",", [elixir_alias(Tracker), "pubsub_server=" ++ elixir_alias(PubSub),
+                                   "log_level=info" | Settings])).
+
+%% 'Elixir.MyApp.PubSub' as written on the command line: MyApp.PubSub.
+elixir_alias(Module) ->
+    "Elixir." ++ Alias = atom_to_list(Module),
+    Alias.
 
 cpp_call(Node, Request) ->
     gen_server:call({presence, Node}, Request, ?TIMEOUT).
@@ -805,7 +823,7 @@ start_elixir_trackers(Config, Peers, Tracker, Options) ->
 %% ReportTo nil: diffs and replica events are not reported.
 start_elixir_trackers(_Config, Peers, Tracker, Options, ReportTo) ->
     ets:insert(interop_state, {tracker, Tracker}),
-    PoolOptions = [{pubsub_server, ?PUBSUB} | maps:to_list(Options)],
+    PoolOptions = maps:to_list(maps:merge(#{pubsub_server => ?PUBSUB}, Options)),
     [ok = erpc:call(Peer, interop_phoenix, start_tracker, [Tracker, PoolOptions, ReportTo])
      || Peer <- Peers],
     ok.

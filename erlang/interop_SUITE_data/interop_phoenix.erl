@@ -32,14 +32,17 @@ handle_diff(Diff, #{report_to := To, tracker := Tracker} = State) ->
 handle_info(_Message, State) ->
     {noreply, State}.
 
-%% Starts the pg scope Phoenix.PubSub uses and a PubSub server named Name
-%% (Options are Phoenix.PubSub's, e.g. [{pool_size, 4}]), owned by a process
+%% Starts a PubSub server (Options are Phoenix.PubSub's: name, pool_size
+%% ...) and, the first time, the pg scope it uses, each owned by a process
 %% that lives until the node stops.
 start_pubsub(Options) ->
     {ok, _} = application:ensure_all_started(elixir),
     {ok, _} = application:ensure_all_started(logger),
+    ok = case whereis(?PG_SCOPE) of
+             undefined -> hold(fun() -> {ok, _} = pg:start_link(?PG_SCOPE), ok end);
+             _ -> ok
+         end,
     hold(fun() ->
-             {ok, _} = pg:start_link(?PG_SCOPE),
              {ok, _} = 'Elixir.Phoenix.PubSub.Supervisor':start_link(Options),
              ok
          end).
