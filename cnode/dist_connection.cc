@@ -1,5 +1,6 @@
 #include "cnode/dist_connection.h"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
@@ -16,6 +17,7 @@ namespace {
 // Larger packets are refused: no legitimate peer message comes near it, and
 // the length is allocated before the bytes arrive.
 constexpr std::uint32_t kMaxPacketSize = 128u << 20;
+constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr char kPassThrough = 'p';
 
 std::string host_of(Atom node) {
@@ -337,46 +339,53 @@ void Connection::become_up() {
   if (!owner) return close();
   owner->on_up(shared_from_this());
   if (state_ != State::kUp) return;
-  step_read_length();
+  step_read();
   step_tick();
 }
 
-void Connection::step_read_length() {
-  boost::asio::async_read(
-      socket_, boost::asio::buffer(length_bytes_, 4),
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+// Reads whatever has arrived, at least the rest of a packet known to be
+// incomplete, so that a burst of small packets costs one read.
+void Connection::step_read() {
+  std::size_t kept = in_.size();
+  std::size_t room = std::max(kReadChunk, still_needed_);
+  in_.resize(kept + room);
+  socket_.async_read_some(
+      boost::asio::buffer(in_.data() + kept, room),
+      [self = shared_from_this(), kept](boost::system::error_code ec, std::size_t length) {
         if (self->state_ == State::kClosed) return;
         if (ec) return self->fail(Closure::kLost, "connection closed: " + ec.message());
+        self->in_.resize(kept + length);
         self->last_read_ = std::chrono::steady_clock::now();
-        std::uint32_t length = get_u32(self->length_bytes_);
-        if (length == 0) return self->step_read_length();  // a tick
-        if (length > kMaxPacketSize) {
-          return self->fail(Closure::kLost, "packet of " + std::to_string(length) + " bytes");
-        }
-        self->in_.assign(length, '\0');
-        self->step_read_packet();
+        self->handle_packets();
+        if (self->state_ != State::kUp) return;
+        self->step_read();
       });
 }
 
-void Connection::step_read_packet() {
-  boost::asio::async_read(socket_, boost::asio::buffer(in_),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                            if (self->state_ == State::kClosed) return;
-                            if (ec) {
-                              return self->fail(Closure::kLost,
-                                                "connection closed: " + ec.message());
-                            }
-                            self->last_read_ = std::chrono::steady_clock::now();
-                            self->dispatch_packet();
-                            if (self->state_ != State::kUp) return;
-                            self->step_read_length();
-                          });
+// Hands on every complete packet in in_ and keeps the incomplete rest.
+// Zero-length packets are ticks: their arrival is all they mean.
+void Connection::handle_packets() {
+  std::string_view received = in_;
+  std::size_t offset = 0;
+  still_needed_ = 0;
+  while (state_ == State::kUp && received.size() - offset >= 4) {
+    std::uint32_t length = get_u32(received.data() + offset);
+    if (length > kMaxPacketSize) {
+      return fail(Closure::kLost, "refused a packet of " + std::to_string(length) + " bytes");
+    }
+    if (received.size() - offset - 4 < length) {
+      still_needed_ = offset + 4 + length - received.size();
+      break;
+    }
+    if (length > 0) dispatch_packet(received.substr(offset + 4, length));
+    offset += 4 + length;
+  }
+  in_.erase(0, offset);
 }
 
 // A bad packet costs only itself: it is logged and dropped, and the
 // connection goes on.
-void Connection::dispatch_packet() {
-  std::string_view packet = in_;
+void Connection::dispatch_packet(std::string_view packet) {
   if (packet[0] != kPassThrough) {
     return log(LogLevel::kWarning, "dropped a packet of unknown type " +
                                        std::to_string(get_u8(packet.data())) + " from " +

@@ -140,9 +140,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Up: packets, ticks, writes.
   void become_up();
-  void step_read_length();
-  void step_read_packet();
-  void dispatch_packet();
+  void step_read();
+  void handle_packets();
+  void dispatch_packet(std::string_view packet);
   void step_write();
   void step_tick();
   void on_setup_timeout();
@@ -166,8 +166,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint32_t our_challenge_ = 0;
   std::uint32_t their_challenge_ = 0;
 
+  // Handshake: the message being read. Up: bytes received and not handled.
   std::string in_;
-  char length_bytes_[4] = {};
+  std::size_t still_needed_ = 0;  // bytes missing from the packet at the end of in_
+  char length_bytes_[2] = {};
   std::string handshake_out_;
   std::vector<std::string> out_queue_;
   std::vector<std::string> out_batch_;

@@ -195,6 +195,30 @@ TEST_F(NodeTest, MessagesRoundTripThroughARegisteredNameAndAPid) {
   ASSERT_TRUE(cpp.run_until([&] { return inbox.has(expected); }, 10s)) << inbox.dump();
 }
 
+TEST_F(NodeTest, LargeAndManyMessagesRoundTripInOrder) {
+  auto beam = start_beam(kEchoServer);
+  ASSERT_TRUE(beam->ready()) << beam->output();
+  TestNode cpp(cpp_options());
+  ASSERT_TRUE(cpp.started());
+  Inbox inbox(cpp.node());
+  constexpr int kSmall = 2000;
+
+  std::string big(4 << 20, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+  std::vector<Term> sent;
+  for (int i = 0; i < kSmall; ++i) {
+    sent.push_back(i == kSmall / 2 ? Term::binary(big) : Term::integer(i));
+    inbox.mailbox->send(Atom("echo"), Atom(beam->node_name()),
+                        Term::tuple({inbox.pid(), sent.back()}));
+  }
+
+  ASSERT_TRUE(cpp.run_until([&] { return inbox.messages.size() == kSmall; }, 20s))
+      << inbox.messages.size();
+  for (int i = 0; i < kSmall; ++i) {
+    ASSERT_EQ(inbox.messages[i], Term::tuple({atom("echoed"), sent[i]})) << i;
+  }
+}
+
 TEST_F(NodeTest, MonitorOfMissingProcessGetsNoproc) {
   auto beam = start_beam(kProber);
   ASSERT_TRUE(beam->ready()) << beam->output();
