@@ -29,13 +29,18 @@ Atom node_of(const Term& pid) {
 
 // Local messages go through the io_context, so a handler never runs inside
 // another one and messages between two mailboxes keep their order.
-void NodeCore::deliver(const Term& to_pid, Term message) {
+void NodeCore::deliver(const Term& to_pid, Term message, std::optional<Atom> origin) {
   auto mailbox = find_mailbox(to_pid);
   if (!mailbox) return;
-  boost::asio::post(io_,
-                    [weak = std::weak_ptr<LocalMailbox>(mailbox), message = std::move(message)] {
-                      if (auto mailbox = weak.lock()) mailbox->deliver(message);
-                    });
+  boost::asio::post(io_, [core = weak_from_this(), weak = std::weak_ptr<LocalMailbox>(mailbox),
+                          message = std::move(message), origin = origin.value_or(name())] {
+    auto self = core.lock();
+    auto mailbox = weak.lock();
+    if (!self || !mailbox) return;
+    self->message_origin_ = origin;
+    mailbox->deliver(message);
+    self->message_origin_.reset();
+  });
 }
 
 void NodeCore::send_to_node(Atom node, const Term& control, const Term* message,
@@ -197,21 +202,21 @@ void NodeCore::on_control(dist::Connection& connection, const Term& control, con
     return log(LogLevel::kWarning, "dropped a control message from " +
                                        std::string(connection.peer().text()) + ": " + error);
   }
-  handle_signal(*signal);
+  handle_signal(*signal, connection.peer());
 }
 
-void NodeCore::handle_signal(const dist::Signal& signal) {
+void NodeCore::handle_signal(const dist::Signal& signal, Atom origin) {
   using Kind = dist::Signal::Kind;
   switch (signal.kind) {
     case Kind::kSend:
-      if (is_local(signal.to)) deliver(signal.to, signal.payload);
+      if (is_local(signal.to)) deliver(signal.to, signal.payload, origin);
       return;
     case Kind::kRegSend:
-      if (auto pid = whereis(signal.to.as_atom())) deliver(*pid, signal.payload);
+      if (auto pid = whereis(signal.to.as_atom())) deliver(*pid, signal.payload, origin);
       return;
     case Kind::kAliasSend:
       // This node makes no aliases; a pid of its own is honoured as one.
-      if (is_local(signal.to)) deliver(signal.to, signal.payload);
+      if (is_local(signal.to)) deliver(signal.to, signal.payload, origin);
       return;
     case Kind::kLink:
       return handle_link(signal);

@@ -88,6 +88,7 @@ class NodeCore final : public dist::ConnectionOwner, public std::enable_shared_f
   std::vector<Atom> connected_nodes() const;
   void connect(Atom node);
   int on_node_event(Node::NodeEventHandler handler);
+  std::optional<Atom> message_origin() const { return message_origin_; }
   void remove_node_event_handler(int id);
   void log(LogLevel level, const std::string& message) override;
   boost::asio::io_context& io() { return io_; }
@@ -145,10 +146,12 @@ class NodeCore final : public dist::ConnectionOwner, public std::enable_shared_f
   Term new_pid();
   void unregister(const Term& pid);
 
-  // Delivery and signals (dist_node.cc); node thread.
-  void deliver(const Term& to_pid, Term message);
+  // Delivery and signals (dist_node.cc); node thread. `origin` is the node
+  // the message came from, reported by message_origin() while the handler
+  // runs; local deliveries come from this node.
+  void deliver(const Term& to_pid, Term message, std::optional<Atom> origin = std::nullopt);
   void send_to_node(Atom node, const Term& control, const Term* message, bool connect_if_needed);
-  void handle_signal(const dist::Signal& signal);
+  void handle_signal(const dist::Signal& signal, Atom origin);
   void handle_link(const dist::Signal& signal);
   void handle_unlink(const dist::Signal& signal);
   void handle_exit(const dist::Signal& signal, bool linked_only);
@@ -189,6 +192,9 @@ class NodeCore final : public dist::ConnectionOwner, public std::enable_shared_f
   std::uint16_t port_ = 0;
   bool started_ = false;
   bool stopping_ = false;
+  // The node the message being handled came from; set only while a mailbox
+  // handler runs.
+  std::optional<Atom> message_origin_;
 
   epmd::Registration registration_;
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -48,6 +48,7 @@ class NodeHandle final : public Node {
   void remove_node_event_handler(int id) override { core_->remove_node_event_handler(id); }
   void log(LogLevel level, const std::string& message) override { core_->log(level, message); }
   boost::asio::io_context& io() override { return core_->io(); }
+  std::optional<Atom> message_origin() const override { return core_->message_origin(); }
 
  private:
   std::shared_ptr<NodeCore> core_;

@@ -206,6 +206,8 @@ garbage_to_registered_names_is_dropped(Config) ->
           "the pg scope logs what it dropped"),
     await(fun() -> has_line(Cpp, "pubsub Elixir.MyApp.PubSub: dropped") end,
           "the adapter logs what it dropped"),
+    BeamName = "node '" ++ atom_to_list(maps:get(node, Beam)) ++ "'",
+    await(fun() -> has_line(Cpp, BeamName) end, "the drop names the peer that sent it"),
     ?assertEqual(pong, on_beam(Beam, net_adm, ping, [Cpp])),
     ?assertEqual(pong, net_adm:ping(Cpp)),
     subscribe_collector(Beam, Cpp, <<"after">>),
