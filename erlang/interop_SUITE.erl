@@ -174,20 +174,23 @@ heartbeats(Config) ->
      end || _ <- [1, 2, 3]].
 
 %% Phoenix: "gossip from unseen node triggers nodeup and transfer request".
-%% A C++ node joining late asks for a transfer and gets the presences; an
-%% Elixir tracker starting late asks the C++ node and gets its presences.
+%% A C++ node joining after the presences' deltas went out asks for a
+%% transfer and gets them; an Elixir tracker starting late asks the C++
+%% node and gets its presences.
 unseen_node_triggers_up_and_transfer(Config) ->
     T = ?config(tracker, Config),
     [A, B | _] = peers(Config),
     start_elixir_trackers(Config, [A], T, ?TRACKER_OPTIONS),
-    track_elixir(A, T, ?TOPIC, <<"elixir1">>, #{}),
     spy_on_shard(A, T, 0),
+    track_elixir(A, T, ?TOPIC, <<"elixir1">>, #{}),
+    ?AWAIT({spy, A, _, {pub, heartbeat, {A, _}, #{}, _}}, ?TIMEOUT),
     Cpp = start_cpp(Config, #{}),
     ?AWAIT({replica, replica_up, A, Cpp}, ?TIMEOUT),
     ?AWAIT({spy, A, _, {pub, transfer_req, _, {Cpp, _}, {{Cpp, _}, _}}}, ?TIMEOUT),
     await_cpp_list(Cpp, T, ?TOPIC, fun(List) -> keys(List) == [<<"elixir1">>] end),
 
     {ok, _, _} = track_cpp(Cpp, T, ?TOPIC, <<"cpp1">>, #{from => <<"cpp">>}),
+    ?AWAIT({spy, A, _, {pub, heartbeat, {Cpp, _}, #{}, _}}, ?TIMEOUT),
     spy_on_shard(B, T, 0),
     start_elixir_trackers(Config, [B], T, ?TRACKER_OPTIONS),
     ?AWAIT({replica, replica_up, B, Cpp}, ?TIMEOUT),
