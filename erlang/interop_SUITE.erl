@@ -128,7 +128,8 @@ start_peers(Binary, PhoenixEbin, ElixirLib, Config) ->
     {ok, Module, Beam} =
         compile:file(filename:join(?config(data_dir, Config), "interop_phoenix.erl"),
                      [binary, return_errors]),
-    Started = [start_peer(Prefix, CodePaths, Module, Beam) || Prefix <- ["phx_a", "phx_b", "phx_c"]],
+    Started = [start_peer(Prefix, CodePaths, Module, Beam)
+               || Prefix <- ["phx_a", "phx_b", "phx_c"]],
     Peers = [Node || {_, Node} <- Started],
     [true = erpc:call(A, net_kernel, connect_node, [B]) || A <- Peers, B <- Peers, A < B],
     [{binary, Binary}, {keeper, Keeper}, {peers, Peers}, {peer_pids, [P || {P, _} <- Started]}
@@ -672,7 +673,8 @@ start_cpp(Config, Options) ->
     Trackers = maps:get(trackers, Options, [{?config(tracker, Config), TrackerOptions}]),
     Connect = maps:get(connect, Options, peers(Config)),
     Args = ["--name", Name, "--cookie", atom_to_list(erlang:get_cookie()),
-            "--pubsub", elixir_alias(?PUBSUB), "--pubsub", elixir_alias(?PUBSUB4) ++ ",pool_size=4", "--control"]
+            "--pubsub", elixir_alias(?PUBSUB), "--pubsub", elixir_alias(?PUBSUB4) ++ ",pool_size=4",
+            "--control"]
            ++ lists:append([["--connect", atom_to_list(P)] || P <- Connect])
            ++ lists:append([["--tracker", tracker_flag(T, TO)] || {T, TO} <- Trackers]),
     Log = filename:join(?config(priv_dir, Config), Name ++ ".log"),

@@ -105,8 +105,8 @@ pg_exchange_matches_phoenix(Config) ->
 heartbeats_have_phoenix_shape(Config) ->
     #{cpp := Cpp, cpp_ref := CppRef} = Session = connect(Config),
     [begin
-         {adapter, Heartbeat} = ?AWAIT({adapter, {forward_to_local, _, {pub, heartbeat, _, _, _}, _}},
-                                       ?TIMEOUT),
+         {adapter, Heartbeat} =
+             ?AWAIT({adapter, {forward_to_local, _, {pub, heartbeat, _, _, _}, _}}, ?TIMEOUT),
          check_adapter_message(Cpp, Heartbeat)
      end || _ <- [1, 2, 3]],
     {ok, Pid, Ref} = track_cpp(Cpp, <<"room:1">>, <<"carol">>, #{device => <<"cpp">>}),
@@ -195,7 +195,8 @@ new_vsn_permdowns_old_and_full_state_ack_is_merged(Config) ->
                  "08b_transfer_ack_normal_mode"),
     Model = apply_delta(#{}, ack_state(Ack)),
     await_lists_equal(Cpp, Model, [<<"room:1">>, <<"room:2">>]),
-    ?assertMatch([{<<"alice">>, #{phx_ref := <<"GO3KlSkv05bh3gBx">>}}], cpp_list(Cpp, <<"room:1">>)),
+    ?assertMatch([{<<"alice">>, #{phx_ref := <<"GO3KlSkv05bh3gBx">>}}],
+                 cpp_list(Cpp, <<"room:1">>)),
     no_unexpected_messages(Session).
 
 %% Asked for a transfer as a Phoenix shard asks, the C++ node answers with
@@ -264,7 +265,8 @@ connect(Config, ExtraTrackerOptions) ->
     Session0 = #{config => Config, cpp => Cpp, fake => Fake,
                  fake_ref => {Fake, ?GOLDEN_VSN}, vsn_map => #{},
                  pids => golden_pids(Config, Fake)},
-    send_from_fake(Session0, CppScope, rewrite(golden(Config, "01_pg_sync_from_phoenix"), Session0)),
+    send_from_fake(Session0, CppScope,
+                   rewrite(golden(Config, "01_pg_sync_from_phoenix"), Session0)),
     send_from_fake(Session0, CppScope,
                    rewrite(golden(Config, "02_pg_discover_from_phoenix"), Session0)),
     {scope, {'$gen_cast', {sync, CppScope, Groups}} = Sync} =
@@ -485,8 +487,8 @@ golden(Config, Name) ->
     {ok, Binary} = file:read_file(filename:join(?config(golden, Config), Name ++ ".etf")),
     binary_to_term(Binary).
 
-%% A live pid on the fake node for every pid of the golden node, in the
-%% order they first appear.
+%% #{GoldenPid => Pid}: a live process of the fake node for every pid in
+%% the golden captures.
 golden_pids(Config, Fake) ->
     Files = filelib:wildcard(filename:join(?config(golden, Config), "*.etf")),
     Pids = lists:usort(lists:append([pids_in(golden(Config, filename:basename(F, ".etf")))

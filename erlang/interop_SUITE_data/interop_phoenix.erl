@@ -8,8 +8,8 @@
 -module(interop_phoenix).
 
 -export([init/1, handle_diff/2, handle_info/2]).
--export([start_pubsub/1, start_tracker/3, stop_tracker/1, kill_tracker/1, kill_shard/2, suspend_shard/2,
-         resume_shard/2, spy/3, spawn_presence/0, track_many/4]).
+-export([start_pubsub/1, start_tracker/3, stop_tracker/1, kill_tracker/1, kill_shard/2,
+         suspend_shard/2, resume_shard/2, spy/3, spawn_presence/0, track_many/4]).
 
 -define(PG_SCOPE, 'Elixir.Phoenix.PubSub').
 
