@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "term/term_order.h"
@@ -14,22 +17,42 @@
 namespace presence {
 
 static_assert(sizeof(Term) == 16, "a Term is a tag and one word");
+static_assert(std::is_standard_layout_v<Term>, "short binaries are read from the Term's bytes");
 
 // ---------------------------------------------------------------------------
 // Atom table
 
+namespace detail {
+
+// An interned atom. Entries are never freed, so pointers to them and their
+// numbers stay valid for the life of the process.
+struct AtomEntry {
+  std::string text;
+  std::uint32_t number;
+};
+
+}  // namespace detail
+
 namespace {
 
-// Interned atom texts. Entries are never removed, so the pointers handed out
-// stay valid for the life of the process; readers share the lock.
+using detail::AtomEntry;
+
+// Interned atoms, each also reachable by its number (the order of first
+// interning), which is how a pid stored inside a Term names its node.
+// Readers of the text index share the lock; number lookups take no lock.
 class AtomTable {
  public:
+  static constexpr std::uint32_t kChunkBits = 12;
+  static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+  // Numbers beyond this are still interned but cannot be stored inline.
+  static constexpr std::uint32_t kMaxNumbered = 1u << 24;
+
   static AtomTable& instance() {
     static AtomTable* table = new AtomTable();  // never destroyed: atoms outlive statics
     return *table;
   }
 
-  const std::string* intern(std::string_view text) {
+  const AtomEntry* intern(std::string_view text) {
     {
       std::shared_lock lock(mutex_);
       auto it = entries_.find(text);
@@ -38,20 +61,42 @@ class AtomTable {
     std::unique_lock lock(mutex_);
     auto it = entries_.find(text);
     if (it != entries_.end()) return it->second.get();
-    auto entry = std::make_unique<std::string>(text);
-    const std::string* result = entry.get();
-    entries_.emplace(std::string_view(*result), std::move(entry));
+    auto entry = std::make_unique<AtomEntry>(AtomEntry{std::string(text), count_});
+    const AtomEntry* result = entry.get();
+    if (count_ < kMaxNumbered) publish(result);
+    ++count_;
+    entries_.emplace(std::string_view(result->text), std::move(entry));
     return result;
   }
 
+  // The entry numbered `number`, which intern() returned before.
+  const AtomEntry* by_number(std::uint32_t number) const {
+    const std::atomic<const AtomEntry*>* chunk =
+        chunks_[number >> kChunkBits].load(std::memory_order_acquire);
+    return chunk[number & (kChunkSize - 1)].load(std::memory_order_acquire);
+  }
+
  private:
+  // Called with the lock held.
+  void publish(const AtomEntry* entry) {
+    auto& slot = chunks_[entry->number >> kChunkBits];
+    std::atomic<const AtomEntry*>* chunk = slot.load(std::memory_order_relaxed);
+    if (chunk == nullptr) {
+      chunk = new std::atomic<const AtomEntry*>[kChunkSize]();  // never freed, as entries
+      slot.store(chunk, std::memory_order_release);
+    }
+    chunk[entry->number & (kChunkSize - 1)].store(entry, std::memory_order_release);
+  }
+
   std::shared_mutex mutex_;
-  // Keys view the owned strings, which never move.
-  std::unordered_map<std::string_view, std::unique_ptr<std::string>> entries_;
+  // Keys view the owned texts, which never move.
+  std::unordered_map<std::string_view, std::unique_ptr<AtomEntry>> entries_;
+  std::uint32_t count_ = 0;
+  std::atomic<std::atomic<const AtomEntry*>*> chunks_[kMaxNumbered >> kChunkBits] = {};
 };
 
-const std::string* empty_atom_entry() {
-  static const std::string* entry = AtomTable::instance().intern("");
+const AtomEntry* empty_atom_entry() {
+  static const AtomEntry* entry = AtomTable::instance().intern("");
   return entry;
 }
 
@@ -62,13 +107,13 @@ Atom::Atom() : entry_(empty_atom_entry()) {}
 Atom::Atom(std::string_view utf8) : entry_(AtomTable::instance().intern(utf8)) {}
 
 std::string_view Atom::text() const {
-  return *entry_;
+  return entry_->text;
 }
 
 std::strong_ordering Atom::operator<=>(const Atom& other) const {
   if (entry_ == other.entry_) return std::strong_ordering::equal;
   // UTF-8 byte order is code point order, which is how the BEAM orders atoms.
-  int c = entry_->compare(*other.entry_);
+  int c = entry_->text.compare(other.entry_->text);
   return c < 0 ? std::strong_ordering::less : std::strong_ordering::greater;
 }
 
@@ -109,31 +154,29 @@ const char* to_string(TermType type) {
 
 namespace detail {
 
-// The payload of a boxed Term. Immutable once built; the count is the only
-// thing that changes, and it is atomic so Terms may be shared across threads.
-struct Node {
-  std::atomic<std::size_t> refs{1};
-  virtual ~Node() = default;
-};
+// The Term's type says which kind of node it points to; variable-sized
+// nodes keep their contents right after their header, in one allocation.
 
 struct BigNode : Node {
   BigIntValue value;
 };
 
+// Binaries (beyond the inline size), bitstrings and funs; `size` bytes follow.
 struct BytesNode : Node {
-  std::string bytes;
-  unsigned bits = 8;  // used bits of the last byte, for bitstrings
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
 };
 
-// Tuples and lists. For a list, `elements` is never empty and `tail` is never
-// a non-empty list (see Term::list).
+// Tuples and lists; `size` Terms follow. For a list there is at least one
+// element and `tail` is never a non-empty list (see Term::list); a tuple's
+// tail is [].
 struct SeqNode : Node {
-  std::vector<Term> elements;
   Term tail;
+  Term* elements() { return reinterpret_cast<Term*>(this + 1); }
 };
 
+// `size` entries follow, sorted by key, without duplicates.
 struct MapNode : Node {
-  std::vector<std::pair<Term, Term>> entries;  // sorted by key, no duplicates
+  std::pair<Term, Term>* entries() { return reinterpret_cast<std::pair<Term, Term>*>(this + 1); }
 };
 
 struct PidNode : Node {
@@ -160,22 +203,70 @@ using detail::PortNode;
 using detail::RefNode;
 using detail::SeqNode;
 
-bool is_boxed(TermType type) {
+static_assert(sizeof(SeqNode) % alignof(Term) == 0 && sizeof(MapNode) % alignof(Term) == 0,
+              "contents follow their header aligned");
+
+std::uint32_t checked_size(std::size_t size) {
+  if (size > std::numeric_limits<std::uint32_t>::max()) {
+    throw std::length_error("term too large for the external term format");
+  }
+  return static_cast<std::uint32_t>(size);
+}
+
+// A node of type N with room for `count` items of type Item after it; the
+// items are left for the caller to construct.
+template <class N, class Item>
+N* allocate_sized(std::size_t count) {
+  void* memory = ::operator new(sizeof(N) + count * sizeof(Item));
+  N* node = new (memory) N();
+  node->size = checked_size(count);
+  return node;
+}
+
+template <class N>
+void free_sized(N* node) {
+  node->~N();
+  ::operator delete(node);
+}
+
+void destroy(TermType type, detail::Node* node) {
   switch (type) {
+    case TermType::kBigInteger:
+      delete static_cast<BigNode*>(node);
+      return;
+    case TermType::kBinary:
+    case TermType::kBitString:
+    case TermType::kFun:
+      free_sized(static_cast<BytesNode*>(node));
+      return;
+    case TermType::kTuple:
+    case TermType::kList: {
+      auto* seq = static_cast<SeqNode*>(node);
+      std::destroy_n(seq->elements(), seq->size);
+      free_sized(seq);
+      return;
+    }
+    case TermType::kMap: {
+      auto* map = static_cast<MapNode*>(node);
+      std::destroy_n(map->entries(), map->size);
+      free_sized(map);
+      return;
+    }
+    case TermType::kPid:
+      delete static_cast<PidNode*>(node);
+      return;
+    case TermType::kPort:
+      delete static_cast<PortNode*>(node);
+      return;
+    case TermType::kReference:
+      delete static_cast<RefNode*>(node);
+      return;
     case TermType::kInteger:
     case TermType::kFloat:
     case TermType::kAtom:
-      return false;
-    default:
-      return true;  // kList too: its pointer is null for []
+      break;
   }
-}
-
-void release(TermType type, detail::Node* node) {
-  if (is_boxed(type) && node != nullptr &&
-      node->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    delete node;
-  }
+  assert(false && "not a boxed kind");
 }
 
 const Term& nil_term() {
@@ -183,44 +274,23 @@ const Term& nil_term() {
   return nil;
 }
 
+// Where an inline pid keeps its fields (see the layout in term.h).
+constexpr std::size_t kPidNumberAt = 1;  // 3 bytes, little-endian
+constexpr std::size_t kPidCreationAt = 4;
+constexpr std::size_t kPidIdAt = 8;
+constexpr std::size_t kPidSerialAt = 12;
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Lifetime
 
-Term::Term() : node_(nullptr) {}
-
-Term::~Term() {
-  release(type_, node_);
-}
-
-Term::Term(const Term& other) : type_(other.type_), integer_(other.integer_) {
-  if (is_boxed(type_) && node_ != nullptr) node_->refs.fetch_add(1, std::memory_order_relaxed);
-}
-
-Term::Term(Term&& other) noexcept : type_(other.type_), integer_(other.integer_) {
-  other.type_ = TermType::kList;
-  other.node_ = nullptr;
-}
-
-Term& Term::operator=(const Term& other) {
-  Term copy(other);
-  return *this = std::move(copy);
-}
-
-Term& Term::operator=(Term&& other) noexcept {
-  if (this != &other) {
-    release(type_, node_);
-    type_ = other.type_;
-    integer_ = other.integer_;
-    other.type_ = TermType::kList;
-    other.node_ = nullptr;
-  }
-  return *this;
+void Term::release() {
+  if (node_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(type(), node_);
 }
 
 const detail::Node& Term::node() const {
-  assert(is_boxed(type_) && node_ != nullptr);
+  assert(holds_node());
   return *node_;
 }
 
@@ -263,56 +333,86 @@ Term Term::atom(Atom value) {
   return t;
 }
 
+namespace {
+
+BytesNode* bytes_node(std::string_view bytes) {
+  BytesNode* node = allocate_sized<BytesNode, char>(bytes.size());
+  if (!bytes.empty()) std::memcpy(node->bytes(), bytes.data(), bytes.size());
+  return node;
+}
+
+}  // namespace
+
 Term Term::binary(std::string_view bytes) {
-  auto* node = new BytesNode();
-  node->bytes.assign(bytes);
   Term t(TermType::kBinary);
-  t.node_ = node;
+  if (bytes.size() <= kInlineBinaryBytes) {
+    // Every binary this short is inline, so equal ones are equal bytewise.
+    t.tag_ |= static_cast<std::uint8_t>((bytes.size() + 1) << 4);
+    if (!bytes.empty()) {
+      std::memcpy(reinterpret_cast<char*>(&t) + 2, bytes.data(), bytes.size());
+    }
+    return t;
+  }
+  t.node_ = bytes_node(bytes);
   return t;
 }
 
 Term Term::bitstring(std::string_view bytes, unsigned bits_in_last_byte) {
   assert(bits_in_last_byte >= 1 && bits_in_last_byte <= 8);
   if (bits_in_last_byte >= 8 || bytes.empty()) return binary(bytes);
-  auto* node = new BytesNode();
-  node->bytes.assign(bytes);
+  BytesNode* node = bytes_node(bytes);
   // Unused low bits are not part of the value; clearing them makes equal
   // bitstrings equal bytewise.
   auto mask = static_cast<unsigned char>(0xFF << (8 - bits_in_last_byte));
-  node->bytes.back() = static_cast<char>(static_cast<unsigned char>(node->bytes.back()) & mask);
-  node->bits = bits_in_last_byte;
+  char& last = node->bytes()[bytes.size() - 1];
+  last = static_cast<char>(static_cast<unsigned char>(last) & mask);
   Term t(TermType::kBitString);
+  t.small_[0] = static_cast<std::uint8_t>(bits_in_last_byte);
   t.node_ = node;
   return t;
 }
 
+namespace {
+
+// A sequence node holding `elements` (moved in) and then `more` (copied).
+SeqNode* seq_node(std::vector<Term>&& elements, std::span<const Term> more, Term tail) {
+  SeqNode* node = allocate_sized<SeqNode, Term>(elements.size() + more.size());
+  Term* out = std::uninitialized_move(elements.begin(), elements.end(), node->elements());
+  std::uninitialized_copy(more.begin(), more.end(), out);
+  node->tail = std::move(tail);
+  return node;
+}
+
+}  // namespace
+
 Term Term::tuple(std::vector<Term> elements) {
-  auto* node = new SeqNode();
-  node->elements = std::move(elements);
   Term t(TermType::kTuple);
-  t.node_ = node;
+  t.node_ = seq_node(std::move(elements), {}, Term());
   return t;
 }
 
 Term Term::tuple(std::initializer_list<Term> elements) {
-  return tuple(std::vector<Term>(elements));
+  Term t(TermType::kTuple);
+  std::vector<Term> none;
+  t.node_ =
+      seq_node(std::move(none), std::span<const Term>(elements.begin(), elements.size()), Term());
+  return t;
 }
 
 Term Term::list(std::vector<Term> elements, Term tail) {
   if (elements.empty()) return tail;
   // A non-empty list as tail is spliced in, so that equal lists have one
   // representation.
-  if (tail.type_ == TermType::kList && tail.node_ != nullptr) {
-    const auto& rest = static_cast<const SeqNode&>(tail.node());
-    elements.insert(elements.end(), rest.elements.begin(), rest.elements.end());
-    Term next = rest.tail;
-    tail = std::move(next);
+  std::span<const Term> rest;
+  Term rest_tail = std::move(tail);
+  Term spliced;  // keeps the spliced list alive while it is copied
+  if (rest_tail.type() == TermType::kList && !rest_tail.is_nil()) {
+    spliced = std::move(rest_tail);
+    rest = spliced.elements();
+    rest_tail = spliced.tail();
   }
-  auto* node = new SeqNode();
-  node->elements = std::move(elements);
-  node->tail = std::move(tail);
   Term t(TermType::kList);
-  t.node_ = node;
+  t.node_ = seq_node(std::move(elements), rest, std::move(rest_tail));
   return t;
 }
 
@@ -357,6 +457,13 @@ std::vector<std::pair<Term, Term>> sorted_unique(std::vector<std::pair<Term, Ter
   return unique;
 }
 
+template <class Entries>
+MapNode* map_node(Entries&& entries) {
+  MapNode* node = allocate_sized<MapNode, std::pair<Term, Term>>(entries.size());
+  std::uninitialized_move(entries.begin(), entries.end(), node->entries());
+  return node;
+}
+
 }  // namespace
 
 Term Term::map(std::vector<std::pair<Term, Term>> entries) {
@@ -367,10 +474,8 @@ Term Term::map(std::vector<std::pair<Term, Term>> entries) {
   if (std::adjacent_find(entries.begin(), entries.end(), out_of_order) != entries.end()) {
     entries = sorted_unique(std::move(entries));
   }
-  auto* node = new MapNode();
-  node->entries = std::move(entries);
   Term t(TermType::kMap);
-  t.node_ = node;
+  t.node_ = map_node(entries);
   return t;
 }
 
@@ -379,6 +484,19 @@ Term Term::map(std::initializer_list<std::pair<Term, Term>> entries) {
 }
 
 Term Term::pid(PidValue value) {
+  const std::uint32_t number = value.node.entry_->number;
+  if (number < AtomTable::kMaxNumbered) {
+    Term t(TermType::kPid);
+    t.tag_ |= 0x10;
+    auto* raw = reinterpret_cast<unsigned char*>(&t);
+    for (std::size_t i = 0; i < 3; ++i) {
+      raw[kPidNumberAt + i] = static_cast<unsigned char>(number >> (8 * i));
+    }
+    std::memcpy(raw + kPidCreationAt, &value.creation, 4);
+    std::memcpy(raw + kPidIdAt, &value.id, 4);
+    std::memcpy(raw + kPidSerialAt, &value.serial, 4);
+    return t;
+  }
   auto* node = new PidNode();
   node->value = std::move(value);
   Term t(TermType::kPid);
@@ -404,10 +522,8 @@ Term Term::reference(RefValue value) {
 }
 
 Term Term::fun(std::string_view encoded) {
-  auto* node = new BytesNode();
-  node->bytes.assign(encoded);
   Term t(TermType::kFun);
-  t.node_ = node;
+  t.node_ = bytes_node(encoded);
   return t;
 }
 
@@ -415,79 +531,91 @@ Term Term::fun(std::string_view encoded) {
 // Accessors
 
 bool Term::is_atom(std::string_view text) const {
-  return type_ == TermType::kAtom && *atom_ == text;
+  return type() == TermType::kAtom && atom_->text == text;
 }
 
 bool Term::is_tuple(std::size_t arity) const {
-  return type_ == TermType::kTuple && size() == arity;
+  return type() == TermType::kTuple && node_->size == arity;
 }
 
 bool Term::is_nil() const {
-  return type_ == TermType::kList && node_ == nullptr;
+  return type() == TermType::kList && node_ == nullptr;
 }
 
 bool Term::is_proper_list() const {
-  return type_ == TermType::kList && tail().is_nil();
+  return type() == TermType::kList && tail().is_nil();
 }
 
 std::int64_t Term::as_integer() const {
-  assert(type_ == TermType::kInteger);
+  assert(type() == TermType::kInteger);
   return integer_;
 }
 
 const BigIntValue& Term::as_big_integer() const {
-  assert(type_ == TermType::kBigInteger);
+  assert(type() == TermType::kBigInteger);
   return static_cast<const BigNode&>(node()).value;
 }
 
 double Term::as_float() const {
-  assert(type_ == TermType::kFloat);
+  assert(type() == TermType::kFloat);
   return float_;
 }
 
 Atom Term::as_atom() const {
-  assert(type_ == TermType::kAtom);
+  assert(type() == TermType::kAtom);
   return Atom(atom_);
 }
 
 std::string_view Term::as_binary() const {
-  assert(type_ == TermType::kBinary || type_ == TermType::kBitString);
-  return static_cast<const BytesNode&>(node()).bytes;
+  assert(type() == TermType::kBinary || type() == TermType::kBitString);
+  if (is_inline()) return {inline_bytes(), inline_size()};
+  auto& bytes = const_cast<BytesNode&>(static_cast<const BytesNode&>(node()));
+  return {bytes.bytes(), bytes.size};
 }
 
 unsigned Term::bits_in_last_byte() const {
-  assert(type_ == TermType::kBinary || type_ == TermType::kBitString);
-  return static_cast<const BytesNode&>(node()).bits;
+  assert(type() == TermType::kBinary || type() == TermType::kBitString);
+  return type() == TermType::kBitString ? small_[0] : 8;
 }
 
-const PidValue& Term::as_pid() const {
-  assert(type_ == TermType::kPid);
-  return static_cast<const PidNode&>(node()).value;
+PidValue Term::as_pid() const {
+  assert(type() == TermType::kPid);
+  if (!is_inline()) return static_cast<const PidNode&>(node()).value;
+  const auto* raw = reinterpret_cast<const unsigned char*>(this);
+  std::uint32_t number = 0;
+  for (std::size_t i = 0; i < 3; ++i) number |= std::uint32_t{raw[kPidNumberAt + i]} << (8 * i);
+  PidValue pid{Atom(AtomTable::instance().by_number(number))};
+  std::memcpy(&pid.creation, raw + kPidCreationAt, 4);
+  std::memcpy(&pid.id, raw + kPidIdAt, 4);
+  std::memcpy(&pid.serial, raw + kPidSerialAt, 4);
+  return pid;
 }
 
 const PortValue& Term::as_port() const {
-  assert(type_ == TermType::kPort);
+  assert(type() == TermType::kPort);
   return static_cast<const PortNode&>(node()).value;
 }
 
 const RefValue& Term::as_reference() const {
-  assert(type_ == TermType::kReference);
+  assert(type() == TermType::kReference);
   return static_cast<const RefNode&>(node()).value;
 }
 
 std::string_view Term::fun_encoding() const {
-  assert(type_ == TermType::kFun);
-  return static_cast<const BytesNode&>(node()).bytes;
+  assert(type() == TermType::kFun);
+  auto& bytes = const_cast<BytesNode&>(static_cast<const BytesNode&>(node()));
+  return {bytes.bytes(), bytes.size};
 }
 
 std::span<const Term> Term::elements() const {
-  assert(type_ == TermType::kTuple || type_ == TermType::kList);
+  assert(type() == TermType::kTuple || type() == TermType::kList);
   if (node_ == nullptr) return {};
-  return static_cast<const SeqNode&>(node()).elements;
+  auto& seq = const_cast<SeqNode&>(static_cast<const SeqNode&>(node()));
+  return {seq.elements(), seq.size};
 }
 
 const Term& Term::tail() const {
-  assert(type_ == TermType::kList);
+  assert(type() == TermType::kList);
   if (node_ == nullptr) return nil_term();
   return static_cast<const SeqNode&>(node()).tail;
 }
@@ -496,7 +624,7 @@ bool Term::as_string(std::string* out) const {
   if (!is_proper_list()) return false;
   std::string chars;
   for (const Term& e : elements()) {
-    if (e.type_ != TermType::kInteger || e.integer_ < 0 || e.integer_ > 255) return false;
+    if (e.type() != TermType::kInteger || e.integer_ < 0 || e.integer_ > 255) return false;
     chars.push_back(static_cast<char>(e.integer_));
   }
   *out = std::move(chars);
@@ -504,8 +632,9 @@ bool Term::as_string(std::string* out) const {
 }
 
 std::span<const std::pair<Term, Term>> Term::map_entries() const {
-  assert(type_ == TermType::kMap);
-  return static_cast<const MapNode&>(node()).entries;
+  assert(type() == TermType::kMap);
+  auto& map = const_cast<MapNode&>(static_cast<const MapNode&>(node()));
+  return {map.entries(), map.size};
 }
 
 const Term* Term::find(const Term& key) const {
@@ -518,14 +647,14 @@ const Term* Term::find(const Term& key) const {
 Term Term::map_put(Term key, Term value) const {
   auto entries = map_entries();
   auto it = std::lower_bound(entries.begin(), entries.end(), key, KeyLess());
-  auto* node = new MapNode();
-  node->entries.reserve(entries.size() + 1);
-  node->entries.assign(entries.begin(), it);
   bool replaces = it != entries.end() && compare_terms(it->first, key, true) == 0;
-  node->entries.emplace_back(std::move(key), std::move(value));
-  node->entries.insert(node->entries.end(), replaces ? it + 1 : it, entries.end());
+  std::vector<std::pair<Term, Term>> updated;
+  updated.reserve(entries.size() + 1);
+  updated.assign(entries.begin(), it);
+  updated.emplace_back(std::move(key), std::move(value));
+  updated.insert(updated.end(), replaces ? it + 1 : it, entries.end());
   Term t(TermType::kMap);
-  t.node_ = node;
+  t.node_ = map_node(updated);
   return t;
 }
 

@@ -1,9 +1,11 @@
 // Erlang terms as C++ values.
 //
 // A Term is an immutable value of 16 bytes. Immediate kinds (integers that fit
-// in 64 bits, floats, atoms and the empty list) live inside it; every other
-// kind points to a shared, reference-counted, immutable node, so copying a
-// Term never copies its contents and Terms may be shared across threads.
+// in 64 bits, floats, atoms and the empty list), binaries of up to
+// kInlineBinaryBytes bytes and pids live inside it; every other kind points
+// to a shared, reference-counted, immutable node (one allocation holding the
+// count, the size and the contents), so copying a Term never copies more
+// than 16 bytes and Terms may be shared across threads.
 //
 // Kinds and how they map to the external term format:
 //
@@ -31,9 +33,11 @@
 // (=:=): 1 and 1.0 are different terms.
 #pragma once
 
+#include <atomic>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <span>
@@ -43,6 +47,18 @@
 #include <vector>
 
 namespace presence {
+
+namespace detail {
+struct AtomEntry;  // an interned atom's text and number, defined in term.cc
+
+// The header of every boxed payload (the kinds are defined in term.cc). The
+// count is the only thing that changes once a node is built, and it is
+// atomic so Terms may be shared across threads.
+struct Node {
+  std::atomic<std::uint32_t> refs{1};
+  std::uint32_t size = 0;  // bytes, elements or entries of the sized kinds
+};
+}  // namespace detail
 
 enum class TermType : std::uint8_t {
   kInteger,
@@ -78,9 +94,9 @@ class Atom {
 
  private:
   friend class Term;  // a Term stores an atom as its interned entry
-  explicit Atom(const std::string* entry) : entry_(entry) {}
+  explicit Atom(const detail::AtomEntry* entry) : entry_(entry) {}
 
-  const std::string* entry_;
+  const detail::AtomEntry* entry_;
 };
 
 class Term;
@@ -115,19 +131,33 @@ struct BigIntValue {
   friend bool operator==(const BigIntValue&, const BigIntValue&) = default;
 };
 
-namespace detail {
-struct Node;  // shared payload of the boxed kinds, defined in term.cc
-}
-
 class Term {
  public:
   // The empty list [].
-  Term();
-  ~Term();
-  Term(const Term& other);
-  Term(Term&& other) noexcept;
-  Term& operator=(const Term& other);
-  Term& operator=(Term&& other) noexcept;
+  Term() noexcept : Term(TermType::kList) {}
+  ~Term() {
+    if (holds_node()) release();
+  }
+  Term(const Term& other) noexcept {
+    std::memcpy(static_cast<void*>(this), &other, sizeof(Term));
+    if (holds_node()) node_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  Term(Term&& other) noexcept {
+    std::memcpy(static_cast<void*>(this), &other, sizeof(Term));
+    other.clear();
+  }
+  Term& operator=(const Term& other) noexcept {
+    Term copy(other);
+    return *this = std::move(copy);
+  }
+  Term& operator=(Term&& other) noexcept {
+    if (this != &other) {
+      if (holds_node()) release();
+      std::memcpy(static_cast<void*>(this), &other, sizeof(Term));
+      other.clear();
+    }
+    return *this;
+  }
 
   // Construction. Each returns a new value; nothing is ever modified in place.
   static Term integer(std::int64_t value);
@@ -136,13 +166,16 @@ class Term {
   static Term atom(Atom value);
   static Term atom(std::string_view utf8) { return atom(Atom(utf8)); }
   static Term boolean(bool value) { return atom(value ? "true" : "false"); }
+  // Binaries of up to kInlineBinaryBytes bytes are stored inside the Term.
+  // Throws std::length_error beyond 2^32 - 1 bytes, which the external
+  // format cannot carry.
   static Term binary(std::string_view bytes);
   static Term bitstring(std::string_view bytes, unsigned bits_in_last_byte);
   static Term tuple(std::vector<Term> elements);
   static Term tuple(std::initializer_list<Term> elements);
   static Term list(std::vector<Term> elements, Term tail = Term());
   static Term list(std::initializer_list<Term> elements);
-  static Term string(std::string_view latin1);  // a list of small integers
+  static Term string(std::string_view latin1);                  // a list of small integers
   static Term map(std::vector<std::pair<Term, Term>> entries);  // last duplicate wins
   static Term map(std::initializer_list<std::pair<Term, Term>> entries);
   static Term pid(PidValue value);
@@ -151,28 +184,31 @@ class Term {
   // `encoded` is the complete external encoding of the fun, tag byte included.
   static Term fun(std::string_view encoded);
 
-  TermType type() const { return type_; }
-  bool is_integer() const { return type_ == TermType::kInteger; }
-  bool is_atom() const { return type_ == TermType::kAtom; }
+  TermType type() const { return static_cast<TermType>(tag_ & 0x0F); }
+  bool is_integer() const { return type() == TermType::kInteger; }
+  bool is_atom() const { return type() == TermType::kAtom; }
   bool is_atom(std::string_view text) const;
-  bool is_binary() const { return type_ == TermType::kBinary; }
-  bool is_tuple() const { return type_ == TermType::kTuple; }
+  bool is_binary() const { return type() == TermType::kBinary; }
+  bool is_tuple() const { return type() == TermType::kTuple; }
   bool is_tuple(std::size_t arity) const;
-  bool is_map() const { return type_ == TermType::kMap; }
-  bool is_list() const { return type_ == TermType::kList; }
-  bool is_nil() const;            // the empty list
-  bool is_proper_list() const;    // [] or a list whose tail is []
-  bool is_pid() const { return type_ == TermType::kPid; }
-  bool is_reference() const { return type_ == TermType::kReference; }
+  bool is_map() const { return type() == TermType::kMap; }
+  bool is_list() const { return type() == TermType::kList; }
+  bool is_nil() const;          // the empty list
+  bool is_proper_list() const;  // [] or a list whose tail is []
+  bool is_pid() const { return type() == TermType::kPid; }
+  bool is_reference() const { return type() == TermType::kReference; }
 
   // Accessors. Each asserts the kind; check type() first on untrusted input.
   std::int64_t as_integer() const;
   const BigIntValue& as_big_integer() const;
   double as_float() const;
   Atom as_atom() const;
-  std::string_view as_binary() const;  // Binary, or the bytes of a BitString
+  // Binary, or the bytes of a BitString. The view lives as long as this
+  // Term object (a short binary's bytes are inside it): not past its
+  // destruction, assignment or move, even when a copy lives on.
+  std::string_view as_binary() const;
   unsigned bits_in_last_byte() const;  // BitString only; 8 for a Binary
-  const PidValue& as_pid() const;
+  PidValue as_pid() const;
   const PortValue& as_port() const;
   const RefValue& as_reference() const;
   std::string_view fun_encoding() const;
@@ -204,15 +240,46 @@ class Term {
   // terms are cut short with "...".
   std::string to_string() const;
 
- private:
-  explicit Term(TermType type) : type_(type) {}
-  const detail::Node& node() const;
+  static constexpr std::size_t kInlineBinaryBytes = 14;
 
-  TermType type_ = TermType::kList;
+ private:
+  // Layout: byte 0 holds the type (low 4 bits) and, for a binary or pid
+  // stored inside the Term, a non-zero inline mark (high 4 bits: a binary's
+  // length + 1, or 1 for a pid). Bytes 1..7 and the word at 8..15 hold the
+  // value: a short binary's bytes from byte 2 on; an inline pid's node atom
+  // number (bytes 1..3), creation (4..7), id (8..11) and serial (12..15); a
+  // boxed bitstring's used bits in its last byte (byte 1); else the word.
+  // Unused bytes are zero, so equal non-float immediates are equal bytewise.
+  explicit Term(TermType type) noexcept
+      : tag_(static_cast<std::uint8_t>(type)), small_{}, integer_(0) {}
+  const detail::Node& node() const;
+  // Drops this Term's count on its node, freeing the node with the last one.
+  void release();
+  // Makes this Term [] without releasing anything (after a move).
+  void clear() {
+    tag_ = static_cast<std::uint8_t>(TermType::kList);
+    std::memset(small_, 0, sizeof small_);
+    node_ = nullptr;
+  }
+  bool is_inline() const { return (tag_ & 0xF0) != 0; }
+  // True when node_ points to a payload: a boxed kind that is not inline and
+  // not [] (a kList with no node).
+  bool holds_node() const {
+    constexpr unsigned kUnboxed = (1u << static_cast<unsigned>(TermType::kInteger)) |
+                                  (1u << static_cast<unsigned>(TermType::kFloat)) |
+                                  (1u << static_cast<unsigned>(TermType::kAtom));
+    // tag_ >= 16: an inline binary or pid.
+    return tag_ < 16 && ((1u << tag_) & kUnboxed) == 0 && node_ != nullptr;
+  }
+  std::size_t inline_size() const { return (tag_ >> 4) - 1u; }
+  const char* inline_bytes() const { return reinterpret_cast<const char*>(this) + 2; }
+
+  std::uint8_t tag_;
+  std::uint8_t small_[7];
   union {
     std::int64_t integer_;
     double float_;
-    const std::string* atom_;
+    const detail::AtomEntry* atom_;
     detail::Node* node_;  // null for the empty list
   };
 };

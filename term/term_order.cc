@@ -402,14 +402,20 @@ int detail::compare_terms(const Term& a, const Term& b, bool key_order) {
       return a.is_nil() ? 0 : compare_lists(a, b, key_order);
     case TermType::kBinary:
     case TermType::kBitString:
+      // Whole bytes compare as unsigned text, a prefix first.
+      if (a.type() == TermType::kBinary && b.type() == TermType::kBinary) {
+        return compare_text(a.as_binary(), b.as_binary());
+      }
       return compare_bitstrings(a, b);
   }
   return 0;
 }
 
 std::strong_ordering Term::compare(const Term& other) const {
-  if (type_ == other.type_ && integer_ == other.integer_ && type_ != TermType::kFloat) {
-    return std::strong_ordering::equal;  // same immediate or same shared node
+  // Same immediate, same inline value or same shared node. Floats are left
+  // out: 0.0 and -0.0 differ in their bits.
+  if (type() != TermType::kFloat && std::memcmp(this, &other, sizeof(Term)) == 0) {
+    return std::strong_ordering::equal;
   }
   int c = compare_terms(*this, other, false);
   return c < 0 ? std::strong_ordering::less
@@ -451,8 +457,16 @@ std::size_t hash_fun(std::string_view encoded) {
 }  // namespace
 
 std::size_t Term::hash() const {
+  // A value held entirely inside the Term has a single representation (see
+  // term.h), so its bytes are its identity; floats are hashed by value below
+  // because 0.0 and -0.0 are equal but differ in their bits.
+  if (type() != TermType::kFloat && !holds_node()) {
+    std::uint64_t words[2];
+    std::memcpy(words, static_cast<const void*>(this), sizeof words);
+    return mix(words[0], words[1]);
+  }
   std::size_t h = static_cast<std::size_t>(rank(*this)) + 1;
-  switch (type_) {
+  switch (type()) {
     case TermType::kInteger:
       return mix(h, static_cast<std::size_t>(integer_));
     case TermType::kBigInteger: {
@@ -478,7 +492,7 @@ std::size_t Term::hash() const {
       return mix(mix(mix(h, port.node.hash()), port.id), port.creation);
     }
     case TermType::kPid: {
-      const auto& pid = as_pid();
+      const PidValue pid = as_pid();
       return mix(mix(mix(mix(h, pid.node.hash()), pid.id), pid.serial), pid.creation);
     }
     case TermType::kTuple:
