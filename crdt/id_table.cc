@@ -1,5 +1,6 @@
 #include "crdt/id_table.h"
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 
@@ -17,10 +18,20 @@ std::uint32_t next_salt() {
 
 }  // namespace
 
+bool IdTable::fits(std::size_t count, std::size_t capacity) {
+  // At most 13/16 full: linear probing degrades quickly past that.
+  return count * 16 <= capacity * 13;
+}
+
+void IdTable::reserve(std::size_t count) {
+  std::size_t capacity = std::max(slots_.size(), kMinSlots);
+  while (!fits(count, capacity)) capacity *= 2;
+  if (capacity != slots_.size()) rehash(capacity);
+}
+
 void IdTable::insert(std::size_t hash, Id id) {
   assert(id != kNone);
-  // Grow beyond 13/16 full: linear probing degrades quickly past that.
-  if ((size_ + 1) * 16 > slots_.size() * 13) grow();
+  if (!fits(size_ + 1, slots_.size())) rehash(slots_.empty() ? kMinSlots : slots_.size() * 2);
   place({fold(hash), id});
   ++size_;
 }
@@ -57,9 +68,8 @@ std::size_t IdTable::slot_of(std::size_t hash, Id id) const {
   }
 }
 
-void IdTable::grow() {
+void IdTable::rehash(std::size_t capacity) {
   std::vector<Slot> old = std::exchange(slots_, {});
-  const std::size_t capacity = old.empty() ? kMinSlots : old.size() * 2;
   slots_.assign(capacity, Slot{0, kNone});
   shift_ = 32;
   for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;

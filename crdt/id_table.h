@@ -38,6 +38,14 @@ class IdTable {
     }
   }
 
+  // Asks the processor to load the slot where a lookup of hash starts, so
+  // that a loop over many keys can overlap their cache misses.
+  void prefetch(std::size_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[home(fold(hash))]);
+  }
+
+  // Room for `count` ids in all, so that adding them never rehashes.
+  void reserve(std::size_t count);
   // Adds id under hash. The caller guarantees no equal key is present.
   void insert(std::size_t hash, Id id);
   // Removes id, which must be present under hash.
@@ -75,7 +83,8 @@ class IdTable {
     return x >> shift_;
   }
   std::size_t slot_of(std::size_t hash, Id id) const;
-  void grow();
+  static bool fits(std::size_t count, std::size_t capacity);
+  void rehash(std::size_t capacity);
   void place(Slot slot);
 
   std::vector<Slot> slots_;  // size is 0 or a power of two >= 8

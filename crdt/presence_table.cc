@@ -17,48 +17,103 @@ std::size_t clock_hash(Clock clock) {
 
 }  // namespace
 
+PresenceTable::Hashed::Hashed(const Term& topic, const Term& pid, const Term& key)
+    : topic(topic),
+      pid(pid),
+      key(key),
+      topic_hash(topic.hash()),
+      pid_hash(pid.hash()),
+      key_hash(key.hash()) {}
+
 PresenceTable::Id PresenceTable::find(const Term& topic, const Term& pid, const Term& key) const {
-  const Id topic_id = find_topic(topic);
+  const Hashed presence(topic, pid, key);
+  const Id topic_id = find_topic(topic, presence.topic_hash);
   if (topic_id == kNone) return kNone;
-  return entries_.find(entry_hash(topic_id, pid, key), [&](Id id) {
-    const Record& r = record(id);
-    return r.topic == topic_id && r.pid == pid && r.key == key;
-  });
+  return find_entry(topic_id, presence);
 }
 
 PresenceTable::Id PresenceTable::find(const Tag& tag) const {
   const Id replica_id = find_replica(tag.replica);
   if (replica_id == kNone) return kNone;
-  return replicas_[replica_id].by_clock.find(clock_hash(tag.clock),
-                                             [&](Id id) { return record(id).clock == tag.clock; });
+  return find(replica_id, tag.clock);
+}
+
+PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
+  return replicas_[replica].by_clock.find(clock_hash(clock),
+                                          [&](Id id) { return record(id).clock == clock; });
+}
+
+void PresenceTable::reserve(std::size_t count) {
+  entries_.reserve(size_ + count);
+  topic_keys_.reserve(topic_keys_.size() + count);
+  pids_.reserve(pids_.size() + count);
+}
+
+void PresenceTable::reserve(Id replica, std::size_t count) {
+  replicas_[replica].by_clock.reserve(replicas_[replica].by_clock.size() + count);
 }
 
 PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, const Term& key,
                                         Term meta, const Tag& tag) {
-  assert(find(topic, pid, key) == kNone);
-  assert(find(tag) == kNone);
-  const Id topic_id = intern_topic(topic);
-  const Id replica_id = intern_replica(tag.replica);
+  const Hashed presence(topic, pid, key);
+  const Id topic_id = intern_topic(topic, presence.topic_hash);
+  assert(find_entry(topic_id, presence) == kNone);
+  return insert_new(topic_id, presence, std::move(meta), intern_replica(tag.replica), tag.clock);
+}
+
+void PresenceTable::prefetch(const Term& topic, const Term& pid, const Term& key, Id replica,
+                             Clock clock) const {
+  const Hashed presence(topic, pid, key);
+  const Id topic_id = find_topic(topic, presence.topic_hash);
+  if (topic_id != kNone) {
+    entries_.prefetch(entry_hash(topic_id, presence.pid_hash, presence.key_hash));
+    topic_keys_.prefetch(topic_key_hash(topic_id, presence.key_hash));
+  }
+  pids_.prefetch(presence.pid_hash);
+  replicas_[replica].by_clock.prefetch(clock_hash(clock));
+}
+
+PresenceTable::Id PresenceTable::put(const Term& topic, const Term& pid, const Term& key, Term meta,
+                                     Id replica, Clock clock) {
+  const Hashed presence(topic, pid, key);
+  const Id topic_id = intern_topic(topic, presence.topic_hash);
+  const Id existing = find_entry(topic_id, presence);
+  if (existing == kNone) return insert_new(topic_id, presence, std::move(meta), replica, clock);
+  record(existing).meta = std::move(meta);
+  retag(existing, replica, clock);
+  return existing;
+}
+
+PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) const {
+  return entries_.find(entry_hash(topic, presence.pid_hash, presence.key_hash), [&](Id id) {
+    const Record& r = record(id);
+    return r.topic == topic && r.pid == presence.pid && r.key == presence.key;
+  });
+}
+
+PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence, Term meta,
+                                            Id replica_id, Clock clock) {
+  assert(find(replica_id, clock) == kNone);
   const Id id = allocate();
   Record& r = record(id);
   r.topic = topic_id;
   r.replica = replica_id;
-  r.clock = tag.clock;
+  r.clock = clock;
   r.meta = std::move(meta);
 
   // Share the payload of an equal pid / key already stored.
-  const Id same_pid = pid_head(pid);
-  r.pid = same_pid == kNone ? pid : record(same_pid).pid;
-  const Id same_key = topic_key_head(topic_id, key);
-  r.key = same_key == kNone ? key : record(same_key).key;
+  const Id same_pid = pid_head(presence.pid, presence.pid_hash);
+  r.pid = same_pid == kNone ? presence.pid : record(same_pid).pid;
+  const Id same_key = topic_key_head(topic_id, presence.key, presence.key_hash);
+  r.key = same_key == kNone ? presence.key : record(same_key).key;
 
   if (same_pid == kNone) {
-    pids_.insert(pid.hash(), id);
+    pids_.insert(presence.pid_hash, id);
   } else {
     link_after(same_pid, id, &Record::pid_link);
   }
   if (same_key == kNone) {
-    topic_keys_.insert(topic_key_hash(topic_id, key), id);
+    topic_keys_.insert(topic_key_hash(topic_id, presence.key_hash), id);
   } else {
     link_after(same_key, id, &Record::topic_key_link);
   }
@@ -70,42 +125,47 @@ PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, cons
   }
   ++slot.count;
 
-  entries_.insert(entry_hash(topic_id, pid, key), id);
-  replicas_[replica_id].by_clock.insert(clock_hash(tag.clock), id);
+  entries_.insert(entry_hash(topic_id, presence.pid_hash, presence.key_hash), id);
+  replicas_[replica_id].by_clock.insert(clock_hash(clock), id);
   ++size_;
   return id;
 }
 
 void PresenceTable::update(Id id, Term meta, const Tag& tag) {
+  record(id).meta = std::move(meta);
+  retag(id, intern_replica(tag.replica), tag.clock);
+}
+
+void PresenceTable::retag(Id id, Id replica_id, Clock clock) {
   Record& r = record(id);
-  r.meta = std::move(meta);
-  const Id replica_id = intern_replica(tag.replica);
-  if (replica_id == r.replica && tag.clock == r.clock) return;
-  assert(find(tag) == kNone);
+  if (replica_id == r.replica && clock == r.clock) return;
+  assert(find(replica_id, clock) == kNone);
   replicas_[r.replica].by_clock.erase(clock_hash(r.clock), id);
   r.replica = replica_id;
-  r.clock = tag.clock;
-  replicas_[replica_id].by_clock.insert(clock_hash(tag.clock), id);
+  r.clock = clock;
+  replicas_[replica_id].by_clock.insert(clock_hash(clock), id);
 }
 
 void PresenceTable::erase(Id id) {
   Record& r = record(id);
   assert(r.topic != kNone);
-  entries_.erase(entry_hash(r.topic, r.pid, r.key), id);
+  const std::size_t pid_hash = r.pid.hash();
+  const std::size_t key_hash = r.key.hash();
+  entries_.erase(entry_hash(r.topic, pid_hash, key_hash), id);
   replicas_[r.replica].by_clock.erase(clock_hash(r.clock), id);
 
   // A chain head is what the index points to: hand that over to the next
   // record of the chain, or drop the index entry with the chain.
   if (r.pid_link.prev == kNone) {
     if (r.pid_link.next == kNone) {
-      pids_.erase(r.pid.hash(), id);
+      pids_.erase(pid_hash, id);
     } else {
-      pids_.replace(r.pid.hash(), id, r.pid_link.next);
+      pids_.replace(pid_hash, id, r.pid_link.next);
     }
   }
   unlink(id, &Record::pid_link);
   if (r.topic_key_link.prev == kNone) {
-    const std::size_t hash = topic_key_hash(r.topic, r.key);
+    const std::size_t hash = topic_key_hash(r.topic, key_hash);
     if (r.topic_key_link.next == kNone) {
       topic_keys_.erase(hash, id);
     } else {
@@ -127,20 +187,20 @@ void PresenceTable::set_down(const ReplicaRef& replica, bool down) {
 }
 
 std::vector<PresenceTable::Id> PresenceTable::by_topic(const Term& topic) const {
-  const Id topic_id = find_topic(topic);
+  const Id topic_id = find_topic(topic, topic.hash());
   if (topic_id == kNone) return {};
   return chain(topics_[topic_id].head, &Record::topic_link);
 }
 
 std::vector<PresenceTable::Id> PresenceTable::by_topic_key(const Term& topic,
                                                            const Term& key) const {
-  const Id topic_id = find_topic(topic);
+  const Id topic_id = find_topic(topic, topic.hash());
   if (topic_id == kNone) return {};
-  return chain(topic_key_head(topic_id, key), &Record::topic_key_link);
+  return chain(topic_key_head(topic_id, key, key.hash()), &Record::topic_key_link);
 }
 
 std::vector<PresenceTable::Id> PresenceTable::by_pid(const Term& pid) const {
-  return chain(pid_head(pid), &Record::pid_link);
+  return chain(pid_head(pid, pid.hash()), &Record::pid_link);
 }
 
 std::vector<PresenceTable::Id> PresenceTable::by_replica(const ReplicaRef& replica) const {
@@ -150,6 +210,11 @@ std::vector<PresenceTable::Id> PresenceTable::by_replica(const ReplicaRef& repli
   ids.reserve(replicas_[replica_id].by_clock.size());
   replicas_[replica_id].by_clock.for_each([&](Id id) { ids.push_back(id); });
   return ids;
+}
+
+std::size_t PresenceTable::count(const ReplicaRef& replica) const {
+  const Id replica_id = find_replica(replica);
+  return replica_id == kNone ? 0 : replicas_[replica_id].by_clock.size();
 }
 
 std::vector<PresenceTable::Id> PresenceTable::online() const {
@@ -200,12 +265,12 @@ void PresenceTable::release(Id id) {
   free_ = id;
 }
 
-PresenceTable::Id PresenceTable::find_topic(const Term& topic) const {
-  return topic_index_.find(topic.hash(), [&](Id id) { return topics_[id].topic == topic; });
+PresenceTable::Id PresenceTable::find_topic(const Term& topic, std::size_t hash) const {
+  return topic_index_.find(hash, [&](Id id) { return topics_[id].topic == topic; });
 }
 
-PresenceTable::Id PresenceTable::intern_topic(const Term& topic) {
-  const Id found = find_topic(topic);
+PresenceTable::Id PresenceTable::intern_topic(const Term& topic, std::size_t hash) {
+  const Id found = find_topic(topic, hash);
   if (found != kNone) return found;
   Id id;
   if (free_topics_.empty()) {
@@ -216,7 +281,7 @@ PresenceTable::Id PresenceTable::intern_topic(const Term& topic) {
     free_topics_.pop_back();
   }
   topics_[id].topic = topic;
-  topic_index_.insert(topic.hash(), id);
+  topic_index_.insert(hash, id);
   return id;
 }
 
@@ -234,28 +299,32 @@ PresenceTable::Id PresenceTable::find_replica(const ReplicaRef& replica) const {
 }
 
 PresenceTable::Id PresenceTable::intern_replica(const ReplicaRef& replica) {
-  auto [it, inserted] = replica_index_.emplace(replica, static_cast<Id>(replicas_.size()));
-  if (inserted) replicas_.push_back(ReplicaSlot{replica, {}, false});
-  return it->second;
+  const Id found = find_replica(replica);
+  if (found != kNone) return found;
+  const auto id = static_cast<Id>(replicas_.size());
+  replica_index_.emplace(replica, id);
+  replicas_.push_back(ReplicaSlot{replica, {}, false});
+  return id;
 }
 
-PresenceTable::Id PresenceTable::topic_key_head(Id topic, const Term& key) const {
-  return topic_keys_.find(topic_key_hash(topic, key), [&](Id id) {
+PresenceTable::Id PresenceTable::topic_key_head(Id topic, const Term& key,
+                                                std::size_t key_hash) const {
+  return topic_keys_.find(topic_key_hash(topic, key_hash), [&](Id id) {
     const Record& r = record(id);
     return r.topic == topic && r.key == key;
   });
 }
 
-PresenceTable::Id PresenceTable::pid_head(const Term& pid) const {
-  return pids_.find(pid.hash(), [&](Id id) { return record(id).pid == pid; });
+PresenceTable::Id PresenceTable::pid_head(const Term& pid, std::size_t pid_hash) const {
+  return pids_.find(pid_hash, [&](Id id) { return record(id).pid == pid; });
 }
 
-std::size_t PresenceTable::entry_hash(Id topic, const Term& pid, const Term& key) const {
-  return mix(mix(topic, pid.hash()), key.hash());
+std::size_t PresenceTable::entry_hash(Id topic, std::size_t pid_hash, std::size_t key_hash) {
+  return mix(mix(topic, pid_hash), key_hash);
 }
 
-std::size_t PresenceTable::topic_key_hash(Id topic, const Term& key) const {
-  return mix(topic, key.hash());
+std::size_t PresenceTable::topic_key_hash(Id topic, std::size_t key_hash) {
+  return mix(topic, key_hash);
 }
 
 void PresenceTable::link_after(Id head, Id id, Link Record::*link) {

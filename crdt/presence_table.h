@@ -41,9 +41,28 @@ class PresenceTable {
   // Lookups; kNone when absent.
   Id find(const Term& topic, const Term& pid, const Term& key) const;
   Id find(const Tag& tag) const;
+  // By tag, the replica given as its slot (find_replica / intern_replica).
+  Id find(Id replica, Clock clock) const;
+
+  // The slot of a replica, kNone when it has never been seen here; slots
+  // are never reused, so callers may keep them for the table's lifetime.
+  Id find_replica(const ReplicaRef& replica) const;
+  Id intern_replica(const ReplicaRef& replica);
+
+  // Room for `count` more presences, so that adding them grows no index
+  // shared by all replicas; with a replica slot, room for `count` more
+  // presences of that replica in its own index.
+  void reserve(std::size_t count);
+  void reserve(Id replica, std::size_t count);
 
   // Adds a presence. Precondition: (topic, pid, key) and tag are absent.
   Id insert(const Term& topic, const Term& pid, const Term& key, Term meta, const Tag& tag);
+  // Starts loading what put() of these will read first (a hint; no effect
+  // on the contents), so that a loop of puts can overlap its cache misses.
+  void prefetch(const Term& topic, const Term& pid, const Term& key, Id replica, Clock clock) const;
+  // Adds the presence, or when (topic, pid, key) is present gives it the new
+  // meta and tag. Precondition: the tag (replica slot and clock) is absent.
+  Id put(const Term& topic, const Term& pid, const Term& key, Term meta, Id replica, Clock clock);
   // Gives an existing presence a new meta and tag. Precondition: the new
   // tag is absent (or equal to the old one).
   void update(Id id, Term meta, const Tag& tag);
@@ -55,6 +74,7 @@ class PresenceTable {
   const Term& key(Id id) const { return record(id).key; }
   const Term& meta(Id id) const { return record(id).meta; }
   Tag tag(Id id) const { return {replicas_[record(id).replica].ref, record(id).clock}; }
+  Clock clock(Id id) const { return record(id).clock; }
   // True when the record's replica is marked down.
   bool hidden(Id id) const { return replicas_[record(id).replica].down; }
 
@@ -68,6 +88,30 @@ class PresenceTable {
   std::vector<Id> by_topic_key(const Term& topic, const Term& key) const;
   std::vector<Id> by_pid(const Term& pid) const;
   std::vector<Id> by_replica(const ReplicaRef& replica) const;
+  // Number of presences of a replica.
+  std::size_t count(const ReplicaRef& replica) const;
+  // Calls f(id) for every presence of the replicas in the given slots (no
+  // slot twice), in no particular order; f must not change the table. When
+  // they hold a good part of the table the records are read in storage
+  // order, which is far cheaper than one replica index after another.
+  template <class F>
+  void for_each_of(const std::vector<Id>& replica_slots, F f) const {
+    std::size_t wanted = 0;
+    for (Id slot : replica_slots) wanted += replicas_[slot].by_clock.size();
+    if (wanted * 4 < size_) {
+      for (Id slot : replica_slots) replicas_[slot].by_clock.for_each(f);
+      return;
+    }
+    std::vector<bool> chosen(replicas_.size());
+    for (Id slot : replica_slots) chosen[slot] = true;
+    for (const std::vector<Record>& chunk : chunks_) {
+      for (const Record& r : chunk) {
+        if (r.topic != kNone && chosen[r.replica]) f(id_of(chunk, r));
+      }
+    }
+  }
+  // The replica slot of a presence.
+  Id replica_slot(Id id) const { return record(id).replica; }
   // Every record of every replica not marked down.
   std::vector<Id> online() const;
 
@@ -110,19 +154,36 @@ class PresenceTable {
 
   Record& record(Id id) { return chunks_[id >> kChunkBits][id & (kChunkSize - 1)]; }
   const Record& record(Id id) const { return chunks_[id >> kChunkBits][id & (kChunkSize - 1)]; }
+  Id id_of(const std::vector<Record>& chunk, const Record& r) const {
+    const auto chunk_index = static_cast<Id>(&chunk - chunks_.data());
+    return (chunk_index << kChunkBits) | static_cast<Id>(&r - chunk.data());
+  }
   Id allocate();
   void release(Id id);
 
-  Id find_topic(const Term& topic) const;
-  Id intern_topic(const Term& topic);
-  void release_topic(Id topic);
-  Id find_replica(const ReplicaRef& replica) const;
-  Id intern_replica(const ReplicaRef& replica);
+  // The terms of a presence with their hashes, computed once per operation.
+  struct Hashed {
+    Hashed(const Term& topic, const Term& pid, const Term& key);
+    const Term& topic;
+    const Term& pid;
+    const Term& key;
+    std::size_t topic_hash;
+    std::size_t pid_hash;
+    std::size_t key_hash;
+  };
 
-  Id topic_key_head(Id topic, const Term& key) const;
-  Id pid_head(const Term& pid) const;
-  std::size_t entry_hash(Id topic, const Term& pid, const Term& key) const;
-  std::size_t topic_key_hash(Id topic, const Term& key) const;
+  Id find_topic(const Term& topic, std::size_t hash) const;
+  Id intern_topic(const Term& topic, std::size_t hash);
+  void release_topic(Id topic);
+
+  Id find_entry(Id topic, const Hashed& presence) const;
+  Id insert_new(Id topic, const Hashed& presence, Term meta, Id replica, Clock clock);
+  void retag(Id id, Id replica, Clock clock);
+
+  Id topic_key_head(Id topic, const Term& key, std::size_t key_hash) const;
+  Id pid_head(const Term& pid, std::size_t pid_hash) const;
+  static std::size_t entry_hash(Id topic, std::size_t pid_hash, std::size_t key_hash);
+  static std::size_t topic_key_hash(Id topic, std::size_t key_hash);
 
   // Chain surgery over one of the three links.
   void link_after(Id head, Id id, Link Record::*link);

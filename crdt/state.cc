@@ -119,7 +119,7 @@ void remove_down_replicas(Delta* delta, const ReplicaRef& replica) {
   delta->range.start.erase(replica);
   delta->range.end.erase(replica);
   delta->clouds.erase(replica);
-  std::erase_if(delta->values, [&](const auto& entry) { return entry.first.replica == replica; });
+  delta->values.erase_if([&](const auto& entry) { return entry.first.replica == replica; });
 }
 
 Delta empty_delta(const ReplicaRef& replica, Clock own_clock) {
@@ -242,13 +242,19 @@ WholeState State::extract(const ReplicaRef& remote_ref, const Context& remote_co
   whole.context = take(context_, remote_context);
   whole.clouds = take(clouds_, remote_context);
   whole.replicas = replicas_;
+  std::size_t count = 0;
+  std::vector<Id> slots;
   for (const auto& entry : remote_context) {
-    if (entry.first == remote_ref) continue;
-    for (Id id : values_.by_replica(entry.first)) {
-      whole.values.emplace(values_.tag(id), PresenceValue{values_.pid(id), values_.topic(id),
-                                                          values_.key(id), values_.meta(id)});
-    }
+    const Id slot = values_.find_replica(entry.first);
+    if (entry.first == remote_ref || slot == PresenceTable::kNone) continue;
+    count += values_.count(entry.first);
+    slots.push_back(slot);
   }
+  whole.values.reserve(count);
+  values_.for_each_of(slots, [&](Id id) {
+    whole.values.emplace_new(
+        values_.tag(id), {values_.pid(id), values_.topic(id), values_.key(id), values_.meta(id)});
+  });
   return whole;
 }
 
@@ -316,13 +322,28 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
 
   // A join of a key that is also leaving (a remote update) replaces the
   // record in place, as Phoenix's ETS insert does; other leaves go.
-  for (const Presence& joined : result.joins) {
-    const Id existing = values_.find(joined.topic, joined.pid, joined.key);
-    if (existing == PresenceTable::kNone) {
-      values_.insert(joined.topic, joined.pid, joined.key, joined.meta, joined.tag);
-    } else {
-      values_.update(existing, joined.meta, joined.tag);
+  reserve_joins(result.joins);
+  // Each put misses the cache in several indexes; asking for the slots of a
+  // put some joins ahead lets those misses overlap.
+  constexpr std::size_t kAhead = 8;
+  const std::size_t count = result.joins.size();
+  const ReplicaRef* last_replica = nullptr;
+  Id last_slot = PresenceTable::kNone;
+  auto slot_of = [&](const ReplicaRef& replica) {
+    if (last_replica == nullptr || replica != *last_replica) {
+      last_replica = &replica;
+      last_slot = values_.intern_replica(replica);
     }
+    return last_slot;
+  };
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i + kAhead < count) {
+      const Presence& next = result.joins[i + kAhead];
+      values_.prefetch(next.topic, next.pid, next.key, slot_of(next.tag.replica), next.tag.clock);
+    }
+    const Presence& joined = result.joins[i];
+    values_.put(joined.topic, joined.pid, joined.key, joined.meta, slot_of(joined.tag.replica),
+                joined.tag.clock);
   }
   for (std::size_t i = 0; i < leave_ids.size(); ++i) {
     if (values_.tag(leave_ids[i]) == result.leaves[i].tag) values_.erase(leave_ids[i]);
@@ -339,11 +360,29 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
 
 std::vector<Presence> State::collect_joins(const Values& remote_values) const {
   std::vector<Presence> joins;
+  joins.reserve(remote_values.size());
+  // Values come grouped by replica more often than not: what is known of the
+  // replica is looked up once per run.
+  const ReplicaRef* replica = nullptr;
+  const Clock* known = nullptr;  // the replica's context clock; null when unknown
+  const Cloud* cloud = nullptr;
+  Id slot = PresenceTable::kNone;
   for (const auto& [tag, value] : remote_values) {
-    if (!context_.contains(tag.replica) || seen(tag)) continue;
+    if (replica == nullptr || tag.replica != *replica) {
+      replica = &tag.replica;
+      auto in_context = context_.find(tag.replica);
+      known = in_context == context_.end() ? nullptr : &in_context->second;
+      auto in_clouds = clouds_.find(tag.replica);
+      cloud = in_clouds == clouds_.end() ? nullptr : &in_clouds->second;
+      slot = values_.find_replica(tag.replica);
+    }
+    if (known == nullptr || tag.clock <= *known) continue;
+    if (cloud != nullptr && cloud->contains(tag.clock)) continue;
     // A tag names one presence: a value whose tag is stored already is not
     // new, even if a peer failed to list that tag as seen.
-    if (values_.find(tag) != PresenceTable::kNone) continue;
+    if (slot != PresenceTable::kNone && values_.find(slot, tag.clock) != PresenceTable::kNone) {
+      continue;
+    }
     joins.push_back({value.topic, value.pid, value.key, value.meta, tag});
   }
   return joins;
@@ -355,13 +394,22 @@ std::vector<Id> State::collect_leaves(const Context& remote_context, const Cloud
   // the remote context or clouds cover can leave, so this visits just the
   // replicas of the remote context and the tags of the remote clouds.
   std::vector<Id> leaves;
+  std::vector<Id> slots;
+  std::vector<Clock> seen_up_to;  // by slot: the remote context's clock
   for (const auto& [replica, clock] : remote_context) {
-    if (replica == replica_) continue;
-    for (Id id : values_.by_replica(replica)) {
-      const Tag tag = values_.tag(id);
-      if (tag.clock <= clock && !remote_values.contains(tag)) leaves.push_back(id);
-    }
+    const Id slot = values_.find_replica(replica);
+    if (replica == replica_ || slot == PresenceTable::kNone) continue;
+    slots.push_back(slot);
+    if (seen_up_to.size() <= slot) seen_up_to.resize(slot + 1);
+    seen_up_to[slot] = clock;
   }
+  values_.for_each_of(slots, [&](Id id) {
+    const Clock stored = values_.clock(id);
+    if (stored <= seen_up_to[values_.replica_slot(id)] &&
+        !remote_values.contains(values_.tag(id))) {
+      leaves.push_back(id);
+    }
+  });
   for (const auto& [replica, cloud] : remote_clouds) {
     if (replica == replica_) continue;
     for (Clock clock : cloud) {
@@ -372,6 +420,24 @@ std::vector<Id> State::collect_leaves(const Context& remote_context, const Cloud
     }
   }
   return leaves;
+}
+
+void State::reserve_joins(const std::vector<Presence>& joins) {
+  // Joins come from few replicas: a short list counts them.
+  std::vector<std::pair<ReplicaRef, std::size_t>> per_replica;
+  for (const Presence& joined : joins) {
+    auto it = std::find_if(per_replica.begin(), per_replica.end(),
+                           [&](const auto& entry) { return entry.first == joined.tag.replica; });
+    if (it == per_replica.end()) {
+      per_replica.emplace_back(joined.tag.replica, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  values_.reserve(joins.size());
+  for (const auto& [replica, count] : per_replica) {
+    values_.reserve(values_.intern_replica(replica), count);
+  }
 }
 
 void State::union_clouds(const Clouds& remote_clouds) {

@@ -36,12 +36,12 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
 #include "crdt/clock.h"
 #include "crdt/presence_table.h"
+#include "crdt/values.h"
 #include "term/term.h"
 
 namespace presence {
@@ -62,16 +62,6 @@ struct Range {
   Context end;
   friend bool operator==(const Range&, const Range&) = default;
 };
-
-// A presence as deltas and transfers carry it: {pid, topic, key, meta}.
-struct PresenceValue {
-  Term pid;
-  Term topic;
-  Term key;
-  Term meta;
-  friend bool operator==(const PresenceValue&, const PresenceValue&) = default;
-};
-using Values = std::unordered_map<Tag, PresenceValue, TagHash>;
 
 // A presence as the state lists it: {{topic, pid, key}, meta, tag}.
 struct Presence {
@@ -258,6 +248,8 @@ class State {
   std::vector<Presence> collect_joins(const Values& remote_values) const;
   std::vector<Id> collect_leaves(const Context& remote_context, const Clouds& remote_clouds,
                                  const Values& remote_values) const;
+  // Room in the presence table for the joins of a merge.
+  void reserve_joins(const std::vector<Presence>& joins);
   void union_clouds(const Clouds& remote_clouds);
   void bump_clock();
   // Phoenix's put_context: the delta's range ends at the own clock.
