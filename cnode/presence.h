@@ -251,7 +251,8 @@ class PresenceService {
   // control process and the program's shutdown.
   Tracker* tracker(Atom name) const;
   std::vector<Tracker*> trackers() const;
-  // Node thread: each tracker's graceful stop (Tracker::shutdown).
+  // Node thread: each tracker's graceful stop (Tracker::shutdown); the
+  // trackers' shards stop, so nothing of them keeps the io_context busy.
   void shutdown();
 
  private:

@@ -97,7 +97,8 @@ void Tracker::graceful_permdown() {
 }
 
 void Tracker::shutdown() {
-  if (options_.permdown_on_shutdown) graceful_permdown();
+  if (options_.permdown_on_shutdown) return graceful_permdown();
+  for (auto& shard : shards_) shard->stop();
 }
 
 }  // namespace presence

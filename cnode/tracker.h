@@ -76,7 +76,8 @@ class Tracker {
   // (Phoenix.Tracker.graceful_permdown). Idempotent.
   void graceful_permdown();
   // A graceful stop: graceful_permdown() when permdown_on_shutdown is set,
-  // else nothing is said and the peers wait for down_period.
+  // else the shards stop without a word and the peers wait for down_period.
+  // Idempotent.
   void shutdown();
 
  private:

@@ -55,6 +55,9 @@ class TrackerShard : public std::enable_shared_from_this<TrackerShard>, private 
   // Broadcasts graceful_permdown and stops: no more heartbeats, no more
   // input. Idempotent.
   void graceful_permdown();
+  // Stops without a word: no more heartbeats, no more input, no more
+  // monitors. Idempotent.
+  void stop();
 
   // A monotonic clock in milliseconds, the time base of the replica table.
   static std::int64_t now_ms();
@@ -63,7 +66,6 @@ class TrackerShard : public std::enable_shared_from_this<TrackerShard>, private 
   TrackerShard(Node& node, std::shared_ptr<PubSub> pubsub, DiffSink diffs);
   void schedule_heartbeat(std::chrono::milliseconds delay);
   void on_mailbox_message(const Term& message);
-  void stop();
 
   // ShardOutput
   void broadcast(Term message) override;

@@ -163,6 +163,15 @@ TEST_F(TrackerShardTest, ShutdownSaysGoodbyeOnlyWithPermdownOnShutdown) {
   EXPECT_EQ(goodbyes(), 1);
 }
 
+TEST_F(TrackerShardTest, ShutdownLeavesTheIoContextNoWork) {
+  auto tracker = Tracker::start(node, pubsub, options());
+  run_for(60ms);
+  tracker->shutdown();
+  auto start = std::chrono::steady_clock::now();
+  run_for(2000ms);  // returns at once when nothing is left to run
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
+}
+
 TEST_F(TrackerShardTest, MalformedPeerInputIsLoggedWithThePeerNode) {
   auto tracker = Tracker::start(node, pubsub, options());
   Term forward = Term::tuple({Term::atom("forward_to_local"), kShardTopic,
