@@ -118,12 +118,9 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
     link_after(same_key, id, &Record::topic_key_link);
   }
   TopicSlot& slot = topics_[topic_id];
-  if (slot.head == kNone) {
-    slot.head = id;
-  } else {
-    link_after(slot.head, id, &Record::topic_link);
-  }
-  ++slot.count;
+  r.topic_pos = static_cast<Id>(slot.members.size());
+  slot.members.push_back(id);
+  topic_changed(&slot);
 
   entries_.insert(entry_hash(topic_id, presence.pid_hash, presence.key_hash), id);
   replicas_[replica_id].by_clock.insert(clock_hash(clock), id);
@@ -173,10 +170,14 @@ void PresenceTable::erase(Id id) {
     }
   }
   unlink(id, &Record::topic_key_link);
+  // The topic's last member takes the place of the leaving one.
   TopicSlot& slot = topics_[r.topic];
-  if (slot.head == id) slot.head = r.topic_link.next;
-  unlink(id, &Record::topic_link);
-  if (--slot.count == 0) release_topic(r.topic);
+  const Id moved = slot.members.back();
+  slot.members[r.topic_pos] = moved;
+  record(moved).topic_pos = r.topic_pos;
+  slot.members.pop_back();
+  topic_changed(&slot);
+  if (slot.members.empty()) release_topic(r.topic);
 
   release(id);
   --size_;
@@ -186,10 +187,28 @@ void PresenceTable::set_down(const ReplicaRef& replica, bool down) {
   replicas_[intern_replica(replica)].down = down;
 }
 
+void PresenceTable::topic_changed(TopicSlot* slot) {
+  slot->sorted_valid = false;
+  if (!slot->sorted.empty()) std::vector<Id>().swap(slot->sorted);
+}
+
+const std::vector<PresenceTable::Id>& PresenceTable::sorted_topic(const Term& topic) const {
+  static const std::vector<Id> kEmpty;
+  const Id topic_id = find_topic(topic, topic.hash());
+  if (topic_id == kNone) return kEmpty;
+  const TopicSlot& slot = topics_[topic_id];
+  if (!slot.sorted_valid) {
+    slot.sorted = slot.members;
+    sort(&slot.sorted);
+    slot.sorted_valid = true;
+  }
+  return slot.sorted;
+}
+
 std::vector<PresenceTable::Id> PresenceTable::by_topic(const Term& topic) const {
   const Id topic_id = find_topic(topic, topic.hash());
   if (topic_id == kNone) return {};
-  return chain(topics_[topic_id].head, &Record::topic_link);
+  return topics_[topic_id].members;
 }
 
 std::vector<PresenceTable::Id> PresenceTable::by_topic_key(const Term& topic,
@@ -229,16 +248,60 @@ void PresenceTable::erase_replica(const ReplicaRef& replica) {
   for (Id id : by_replica(replica)) erase(id);
 }
 
-void PresenceTable::sort(std::vector<Id>* ids) const {
-  std::sort(ids->begin(), ids->end(), [&](Id a, Id b) {
-    const Record& ra = record(a);
-    const Record& rb = record(b);
-    if (ra.topic != rb.topic) {
-      return topics_[ra.topic].topic < topics_[rb.topic].topic;
+void PresenceTable::sort(std::vector<Id>* ids, bool drop_hidden) const {
+  // What decides most comparisons is read once per presence: the topic's
+  // rank among the topics present, and a pid's serial and number, which
+  // Erlang compares first. Full term comparisons remain for ties.
+  struct Item {
+    std::uint64_t pid_order;  // serial << 32 | number, when the pid is a pid
+    Id topic;                 // the topic slot, then its rank
+    Id id;
+    bool is_pid;
+  };
+  std::vector<Item> items;
+  items.reserve(ids->size());
+  std::vector<Id> topic_ids;
+  constexpr std::size_t kAhead = 8;
+  for (std::size_t i = 0; i < ids->size(); ++i) {
+    if (i + kAhead < ids->size()) prefetch((*ids)[i + kAhead]);
+    const Id id = (*ids)[i];
+    const Record& r = record(id);
+    if (drop_hidden && replicas_[r.replica].down) continue;
+    Item item{0, r.topic, id, r.pid.is_pid()};
+    if (item.is_pid) {
+      const PidValue pid = r.pid.as_pid();
+      item.pid_order = (std::uint64_t{pid.serial} << 32) | pid.id;
     }
+    items.push_back(item);
+    if (topic_ids.empty() || topic_ids.back() != r.topic) topic_ids.push_back(r.topic);
+  }
+  std::sort(topic_ids.begin(), topic_ids.end());
+  topic_ids.erase(std::unique(topic_ids.begin(), topic_ids.end()), topic_ids.end());
+  if (topic_ids.size() > 1) {
+    // rank_of[i]: the rank of topic slot topic_ids[i] in term order.
+    std::vector<Id> by_term = topic_ids;
+    std::sort(by_term.begin(), by_term.end(),
+              [&](Id a, Id b) { return topics_[a].topic < topics_[b].topic; });
+    std::vector<Id> rank_of(topic_ids.size());
+    for (std::size_t rank = 0; rank < by_term.size(); ++rank) {
+      const auto at = std::lower_bound(topic_ids.begin(), topic_ids.end(), by_term[rank]);
+      rank_of[static_cast<std::size_t>(at - topic_ids.begin())] = static_cast<Id>(rank);
+    }
+    for (Item& item : items) {
+      const auto at = std::lower_bound(topic_ids.begin(), topic_ids.end(), item.topic);
+      item.topic = rank_of[static_cast<std::size_t>(at - topic_ids.begin())];
+    }
+  }
+  std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+    if (a.topic != b.topic) return a.topic < b.topic;
+    if (a.is_pid && b.is_pid && a.pid_order != b.pid_order) return a.pid_order < b.pid_order;
+    const Record& ra = record(a.id);
+    const Record& rb = record(b.id);
     if (auto c = ra.pid <=> rb.pid; c != 0) return c < 0;
     return ra.key < rb.key;
   });
+  ids->resize(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) (*ids)[i] = items[i].id;
 }
 
 PresenceTable::Id PresenceTable::allocate() {
@@ -287,7 +350,7 @@ PresenceTable::Id PresenceTable::intern_topic(const Term& topic, std::size_t has
 
 void PresenceTable::release_topic(Id topic) {
   TopicSlot& slot = topics_[topic];
-  assert(slot.count == 0 && slot.head == kNone);
+  assert(slot.members.empty());
   topic_index_.erase(slot.topic.hash(), topic);
   slot = TopicSlot{};
   free_topics_.push_back(topic);

@@ -5,7 +5,8 @@
 // id. Records are indexed by
 //   {topic, pid, key}  unique               (lookups, joins, leaves)
 //   tag                per replica, unique  (merges, replica up/down/remove)
-//   topic              a chain per topic    (get_by_topic)
+//   topic              a member array per topic, and its sorted order
+//                      until the topic changes    (get_by_topic)
 //   {topic, key}       a chain per pair     (get_by_key)
 //   pid                a chain per pid      (leave(pid), get_by_pid(pid))
 // so every query costs what its result costs. Chains are doubly linked
@@ -82,6 +83,12 @@ class PresenceTable {
   // that list filters need no map lookup per record.
   void set_down(const ReplicaRef& replica, bool down);
 
+  // The records of a topic in Phoenix's order (pid, key). The order is kept
+  // until the topic next changes, so listing an unchanged topic again sorts
+  // nothing (it costs 4 bytes per member meanwhile). The reference lasts
+  // until the next change of the table.
+  const std::vector<Id>& sorted_topic(const Term& topic) const;
+
   // Ids of the records of a topic / a (topic, key) / a pid / a replica, in
   // no particular order.
   std::vector<Id> by_topic(const Term& topic) const;
@@ -119,8 +126,17 @@ class PresenceTable {
   // permanently gone replicas marked down (one small slot each).
   void erase_replica(const ReplicaRef& replica);
 
-  // Sorts ids in Phoenix's ETS order: (topic, pid, key).
-  void sort(std::vector<Id>* ids) const;
+  // Sorts ids in Phoenix's ETS order: (topic, pid, key). With drop_hidden,
+  // also drops the presences of replicas marked down.
+  void sort(std::vector<Id>* ids, bool drop_hidden = false) const;
+
+  // Asks the processor to load a record's terms (a hint, for loops that
+  // read records all over the table).
+  void prefetch(Id id) const {
+    const Record& r = record(id);
+    __builtin_prefetch(&r.pid);
+    __builtin_prefetch(&r.meta);
+  }
 
  private:
   struct Link {
@@ -132,16 +148,19 @@ class PresenceTable {
     Term key;
     Term meta;
     Clock clock = 0;
-    Id topic = kNone;     // kNone: the record is free
-    Id replica = kNone;   // index into replicas_
-    Link topic_link;      // records of the same topic
-    Link topic_key_link;  // records of the same (topic, key)
-    Link pid_link;        // records of the same pid; next chains free records
+    Id topic = kNone;      // kNone: the record is free
+    Id replica = kNone;    // index into replicas_
+    Id topic_pos = kNone;  // index in its topic's members
+    Link topic_key_link;   // records of the same (topic, key)
+    Link pid_link;         // records of the same pid; next chains free records
   };
   struct TopicSlot {
     Term topic;
-    Id head = kNone;  // first record of the topic chain
-    std::uint32_t count = 0;
+    std::vector<Id> members;  // the topic's records, in no particular order
+    // The members in Phoenix's order, kept from the last sorted_topic()
+    // until the topic changes (then empty and invalid).
+    mutable std::vector<Id> sorted;
+    mutable bool sorted_valid = false;
   };
   struct ReplicaSlot {
     ReplicaRef ref;
@@ -176,6 +195,8 @@ class PresenceTable {
   Id intern_topic(const Term& topic, std::size_t hash);
   void release_topic(Id topic);
 
+  // A topic's membership changed: its kept order is dropped.
+  void topic_changed(TopicSlot* slot);
   Id find_entry(Id topic, const Hashed& presence) const;
   Id insert_new(Id topic, const Hashed& presence, Term meta, Id replica, Clock clock);
   void retag(Id id, Id replica, Clock clock);

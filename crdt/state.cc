@@ -195,16 +195,16 @@ std::vector<Presence> State::online_list() const {
 }
 
 std::vector<KeyMeta> State::get_by_topic(const Term& topic) const {
-  return key_metas(visible(values_.by_topic(topic)));
+  return key_metas(values_.sorted_topic(topic), /*drop_hidden=*/true);
 }
 
 std::vector<KeyMeta> State::tracked_values(const Term& topic) const {
-  return key_metas(values_.by_topic(topic));
+  return key_metas(values_.sorted_topic(topic), /*drop_hidden=*/false);
 }
 
 std::vector<PidMeta> State::get_by_key(const Term& topic, const Term& key) const {
-  std::vector<Id> ids = visible(values_.by_topic_key(topic, key));
-  values_.sort(&ids);
+  std::vector<Id> ids = values_.by_topic_key(topic, key);
+  values_.sort(&ids, /*drop_hidden=*/true);
   std::vector<PidMeta> result;
   result.reserve(ids.size());
   for (Id id : ids) result.push_back({values_.pid(id), values_.meta(id)});
@@ -487,16 +487,17 @@ std::vector<Presence> State::presences_of(const std::vector<Id>& ids) const {
   return presences;
 }
 
-std::vector<Id> State::visible(std::vector<Id> ids) const {
-  std::erase_if(ids, [&](Id id) { return values_.hidden(id); });
-  return ids;
-}
-
-std::vector<KeyMeta> State::key_metas(std::vector<Id> ids) const {
-  values_.sort(&ids);
+std::vector<KeyMeta> State::key_metas(const std::vector<Id>& sorted, bool drop_hidden) const {
   std::vector<KeyMeta> result;
-  result.reserve(ids.size());
-  for (Id id : ids) result.push_back({values_.key(id), values_.meta(id)});
+  result.reserve(sorted.size());
+  // The records are read in sorted order, all over the table: loading a few
+  // ahead overlaps their cache misses.
+  constexpr std::size_t kAhead = 8;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i + kAhead < sorted.size()) values_.prefetch(sorted[i + kAhead]);
+    const Id id = sorted[i];
+    if (!drop_hidden || !values_.hidden(id)) result.push_back({values_.key(id), values_.meta(id)});
+  }
   return result;
 }
 

@@ -28,7 +28,9 @@
 //
 // Threading: a State (and a Delta, a WholeState) is a plain value with no
 // internal locking; callers serialize all access to one instance (the
-// tracker shard owns it on one thread). Copies are independent.
+// tracker shard owns it on one thread), const calls included: topic lists
+// keep each topic's sort order until the topic changes. Copies are
+// independent.
 #pragma once
 
 #include <cstddef>
@@ -187,7 +189,8 @@ class State {
   // and come in Phoenix's order (its values table is an ordered set keyed by
   // {topic, pid, key}). Each costs O(r log r) for a result of r presences
   // (for the filtered lists, r counts the hidden ones too), independent of
-  // the size of the state.
+  // the size of the state; listing a topic that has not changed since its
+  // last list costs O(r).
   //
   // Every presence of up replicas, sorted by (topic, pid, key).
   std::vector<Presence> online_list() const;
@@ -260,8 +263,9 @@ class State {
 
   Presence presence_of(Id id) const;
   std::vector<Presence> presences_of(const std::vector<Id>& ids) const;
-  std::vector<Id> visible(std::vector<Id> ids) const;
-  std::vector<KeyMeta> key_metas(std::vector<Id> ids) const;
+  // {key, meta} of sorted ids; with drop_hidden, without those of down
+  // replicas.
+  std::vector<KeyMeta> key_metas(const std::vector<Id>& sorted, bool drop_hidden) const;
   std::vector<Presence> replica_users(const ReplicaRef& replica) const;
 
   ReplicaRef replica_;
