@@ -330,9 +330,17 @@ void NodeCore::stop_now() {
   acceptor_.close(ignored);
   for (const auto& timer : timers_) timer->cancel();
   timers_.clear();
-  for (const auto& [node, connection] : connections_) connection->close_after_flush();
+  std::vector<Atom> were_up;
+  for (const auto& [node, connection] : connections_) {
+    if (connection->up()) were_up.push_back(node);
+    connection->close_after_flush();
+  }
   for (const auto& connection : unnamed_) connection->close();
   connections_.clear();
+  // The connections are gone for the node's processes too: their watchers
+  // (pg discovery, trackers) stop what they do per peer, timers included,
+  // so that the io_context runs out of work.
+  for (Atom node : were_up) fire_node_event(node, false);
   unnamed_.clear();
   outbox_.clear();
   links_.clear();
