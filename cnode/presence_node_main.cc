@@ -25,6 +25,17 @@ struct Services {
   std::map<presence::Atom, std::shared_ptr<presence::PubSub>> pubsubs;
   std::unique_ptr<presence::PresenceService> presence;
   std::shared_ptr<presence::ControlProcess> control;
+
+  // Trackers say their goodbyes (permdown_on_shutdown), then everything
+  // stops in the reverse order of starting, so that no timer of theirs
+  // keeps the io_context running. Node thread.
+  void stop() {
+    if (presence) presence->shutdown();
+    control.reset();
+    presence.reset();
+    pubsubs.clear();
+    scope.reset();
+  }
 };
 
 bool start_services(presence::Node& node, presence::ProgramOptions& options, Services* out) {
@@ -82,9 +93,9 @@ int main(int argc, char* argv[]) {
   signals.async_wait([&node, &services](boost::system::error_code ec, int signal) {
     if (ec) return;
     node->log(LogLevel::kInfo, "stopping on signal " + std::to_string(signal));
-    // Trackers with permdown_on_shutdown say goodbye before the connections
-    // close; the node flushes what is queued on them as it stops.
-    if (services.presence) services.presence->shutdown();
+    // Goodbyes are queued on the connections before they close; the node
+    // flushes them as it stops.
+    services.stop();
     node->stop();
   });
   io.run();
