@@ -225,7 +225,13 @@ void ShardCore::handle_transfer_req(const Term& message) {
   if (!clocks) return drop_malformed(message, "bad clocks: " + clocks.error().message());
 
   log_event("transfer_req from " + asker.value().to_string());
-  Extracted extracted = extract(state_, deltas_, asker.value(), clocks.value().context);
+  // Phoenix extracts for the asker's node name, which equals no replica ref,
+  // so the asker gets its own presences back too. Leaving them out would
+  // keep their tags in the answer's clouds without their values, and a
+  // generation the asker builds from that answer would later tell a third
+  // replica it had seen presences it never received.
+  const ReplicaRef no_replica{asker.value().node, -1};
+  Extracted extracted = extract(state_, deltas_, no_replica, clocks.value().context);
   if (std::holds_alternative<WholeState>(extracted)) {
     log_event("sending the whole state to " + asker.value().to_string());
   }

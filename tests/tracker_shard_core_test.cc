@@ -494,5 +494,42 @@ TEST(TrackerShardCoreTest, PhoenixWholeStateTransferIsMerged) {
   EXPECT_EQ(keys(r.core->list(bin("room:2"))), std::vector<Term>{Term::integer(42)});
 }
 
+// Phoenix answers a transfer_req by extracting for the asker's node name,
+// which matches no replica ref: the asker gets its own presences back too.
+// An answer without them would still carry their tags, and a delta
+// generation the asker builds from it would tell a third replica it had
+// seen presences it never received.
+TEST(TrackerShardCoreTest, TransferAnswerKeepsTheAskersOwnPresencesAsPhoenixDoes) {
+  Peer a("a@h", 1);
+  Peer b("b@h", 2);
+  a.core->heartbeat(0);
+  b.core->heartbeat(0);
+  deliver({&a, &b}, 0);
+  b.core->track(pid("b@h", 20), kTopic, bin("bob"), meta("Bob"));
+  b.core->heartbeat(100);
+  deliver({&a, &b}, 100);
+  ASSERT_EQ(keys(a.core->list(kTopic)), std::vector<Term>{bin("bob")});
+
+  a.out.directs.clear();
+  const ReplicaRef asker = b.core->replica();
+  a.core->handle_message(
+      Term::tuple({Term::atom("pub"), Term::atom("transfer_req"), b.out.make_ref(),
+                   encode_replica_ref(asker), encode_replica_clock(b.core->state().clocks())}),
+      200);
+
+  ASSERT_EQ(a.out.directs.size(), 1u);
+  const Term& ack = a.out.directs[0].second;
+  ASSERT_TRUE(ack.is_tuple(5)) << ack.to_string();
+  auto extracted = decode_extracted(ack[4]);
+  ASSERT_TRUE(extracted.ok());
+  std::size_t askers_values = 0;
+  std::visit(
+      [&](const auto& answer) {
+        for (const auto& [tag, value] : answer.values) askers_values += tag.replica == asker;
+      },
+      extracted.value());
+  EXPECT_EQ(askers_values, 1u);
+}
+
 }  // namespace
 }  // namespace presence
