@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <utility>
 
 namespace presence {
 
@@ -18,71 +17,64 @@ std::uint32_t next_salt() {
 
 }  // namespace
 
-bool IdTable::fits(std::size_t count, std::size_t capacity) {
-  // At most 13/16 full: linear probing degrades quickly past that.
-  return count * 16 <= capacity * 13;
-}
-
-void IdTable::reserve(std::size_t count) {
-  std::size_t capacity = std::max(slots_.size(), kMinSlots);
-  while (!fits(count, capacity)) capacity *= 2;
-  if (capacity != slots_.size()) rehash(capacity);
-}
-
-void IdTable::insert(std::size_t hash, Id id) {
-  assert(id != kNone);
-  if (!fits(size_ + 1, slots_.size())) rehash(slots_.empty() ? kMinSlots : slots_.size() * 2);
-  place({fold(hash), id});
-  ++size_;
+std::size_t IdTable::capacity_for(std::size_t count, bool headroom) {
+  return std::max(kMinSlots, headroom ? count * 24 / 13 + 1 : (count * 16 + 12) / 13);
 }
 
 void IdTable::erase(std::size_t hash, Id id) {
-  std::size_t hole = slot_of(hash, id);
-  slots_[hole].id = kNone;
+  slots_[slot_of(hash, id)] = kDeleted;
   --size_;
-  // Shift back every following slot whose home does not lie strictly
-  // between the hole and it, so that each stays reachable from its home.
-  for (std::size_t next = (hole + 1) & mask(); slots_[next].id != kNone;
-       next = (next + 1) & mask()) {
-    const std::size_t next_home = home(slots_[next].hash);
-    if (((next - next_home) & mask()) >= ((next - hole) & mask())) {
-      slots_[hole] = slots_[next];
-      slots_[next].id = kNone;
-      hole = next;
-    }
-  }
+  ++deleted_;
 }
 
 void IdTable::replace(std::size_t hash, Id old_id, Id new_id) {
-  assert(new_id != kNone);
-  slots_[slot_of(hash, old_id)].id = new_id;
+  assert(new_id <= kMaxId);
+  std::uint32_t& slot = slots_[slot_of(hash, old_id)];
+  slot = (slot & ~kIdMask) | new_id;
 }
 
 std::size_t IdTable::slot_of(std::size_t hash, Id id) const {
   assert(!slots_.empty());
-  const std::uint32_t h = fold(hash);
-  for (std::size_t i = home(h);; i = (i + 1) & mask()) {
+  for (std::size_t i = home(mixed(hash));; i = next(i)) {
     // The id must be present: reaching an empty slot is a broken invariant.
-    assert(slots_[i].id != kNone);
-    if (slots_[i].id == id) return i;
+    assert(slots_[i] != kEmpty);
+    if (slots_[i] != kDeleted && (slots_[i] & kIdMask) == id) return i;
   }
 }
 
-void IdTable::rehash(std::size_t capacity) {
-  std::vector<Slot> old = std::exchange(slots_, {});
-  slots_.assign(capacity, Slot{0, kNone});
-  shift_ = 32;
-  for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
+void IdTable::place(std::uint32_t x, Id id) {
+  std::size_t i = home(x);
+  while (slots_[i] < kDeleted) i = next(i);
+  if (slots_[i] == kDeleted) --deleted_;
+  slots_[i] = check_bits(x) | id;
+}
+
+std::vector<IdTable::Id> IdTable::live_ids() const {
+  Id max_id = 0;
+  for_each([&](Id id) { max_id = std::max(max_id, id); });
+  std::vector<Id> ids;
+  ids.reserve(size_);
+  if (max_id / 16 > size_) {
+    // Sparse ids: a comparison sort.
+    for_each([&](Id id) { ids.push_back(id); });
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+  // Dense ids (records and positions mostly are): one bit per possible id.
+  std::vector<std::uint64_t> present(max_id / 64 + 1);
+  for_each([&](Id id) { present[id / 64] |= std::uint64_t{1} << (id % 64); });
+  for (std::size_t word = 0; word < present.size(); ++word) {
+    for (std::uint64_t bits = present[word]; bits != 0; bits &= bits - 1) {
+      ids.push_back(static_cast<Id>(word * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))));
+    }
+  }
+  return ids;
+}
+
+void IdTable::reset(std::size_t capacity) {
+  slots_.assign(capacity, kEmpty);
+  deleted_ = 0;
   salt_ = next_salt();
-  for (const Slot& slot : old) {
-    if (slot.id != kNone) place(slot);
-  }
-}
-
-void IdTable::place(Slot slot) {
-  std::size_t i = home(slot.hash);
-  while (slots_[i].id != kNone) i = (i + 1) & mask();
-  slots_[i] = slot;
 }
 
 }  // namespace presence

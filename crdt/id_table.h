@@ -3,14 +3,17 @@
 // The presence table keeps its records in one array and indexes them several
 // ways (by tag, by {topic, pid, key}, by pid, ...). A node-based hash map per
 // index would cost 40-60 bytes per presence and index; this open-addressing
-// table stores only {hash, id} (8 bytes a slot), and the key lives in the
-// record the id names: lookups take a predicate that compares a candidate
-// id's record with the wanted key. Linear probing; erase shifts the following
-// run back, so there are no tombstones.
+// table stores one 32-bit word a slot: the id and 6 bits of its key's hash,
+// which spare most comparisons with keys that only share a home slot. The
+// key lives in the record the id names: lookups take a predicate that
+// compares a candidate id's record with the wanted key, and growing takes a
+// function giving an id's hash back from its record. Linear probing; erase
+// leaves a tombstone, which inserts reuse and growth drops.
 //
-// Not thread-safe; owned by one PresenceTable.
+// Not thread-safe; owned by one PresenceTable or Values.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -22,32 +25,67 @@ class IdTable {
  public:
   using Id = std::uint32_t;
   static constexpr Id kNone = 0xFFFFFFFF;
+  // A slot's top kCheckBits bits hold hash bits, the rest the id; ids must
+  // not exceed kMaxId (67,108,862).
+  static constexpr unsigned kCheckBits = 6;
+  static constexpr Id kMaxId = (Id{1} << (32 - kCheckBits)) - 2;
 
   std::size_t size() const { return size_; }
 
-  // The id whose stored hash equals `hash` and for which matches(id) holds,
-  // or kNone.
+  // The id whose key hashes to `hash` and for which matches(id) holds, or
+  // kNone.
   template <class Match>
   Id find(std::size_t hash, Match matches) const {
     if (slots_.empty()) return kNone;
-    const std::uint32_t h = fold(hash);
-    for (std::size_t i = home(h);; i = (i + 1) & mask()) {
-      const Slot& slot = slots_[i];
-      if (slot.id == kNone) return kNone;
-      if (slot.hash == h && matches(slot.id)) return slot.id;
+    const std::uint32_t x = mixed(hash);
+    const std::uint32_t bits = check_bits(x);
+    for (std::size_t i = home(x);; i = next(i)) {
+      const std::uint32_t slot = slots_[i];
+      if (slot == kEmpty) return kNone;
+      if (slot != kDeleted && (slot & ~kIdMask) == bits && matches(slot & kIdMask)) {
+        return slot & kIdMask;
+      }
     }
   }
 
   // Asks the processor to load the slot where a lookup of hash starts, so
   // that a loop over many keys can overlap their cache misses.
   void prefetch(std::size_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[home(fold(hash))]);
+    if (!slots_.empty()) prefetch_address(&slots_[home(mixed(hash))]);
+  }
+  // GCC 12 drops __builtin_prefetch of an address computed through this
+  // table's hash mix; an instruction it must keep does the same job.
+  static void prefetch_address(const void* address) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(address)));
+#else
+    __builtin_prefetch(address);
+#endif
   }
 
-  // Room for `count` ids in all, so that adding them never rehashes.
-  void reserve(std::size_t count);
+  // Room for `count` ids in all, so that adding them never grows the table.
+  // hash_of(id) gives the hash an id was inserted under. The table keeps an
+  // eighth more room than asked for, and grows at least by half as inserts
+  // do, so that a series of small reserves stays cheap.
+  template <class HashOf>
+  void reserve(std::size_t count, HashOf hash_of) {
+    if (fits(count + deleted_, slots_.size())) return;
+    rehash(std::max(capacity_for(count + count / 8, /*headroom=*/false),
+                    capacity_for(size_ + 1, /*headroom=*/true)),
+           hash_of);
+  }
+
   // Adds id under hash. The caller guarantees no equal key is present.
-  void insert(std::size_t hash, Id id);
+  template <class HashOf>
+  void insert(std::size_t hash, Id id, HashOf hash_of) {
+    assert(id <= kMaxId);
+    if (!fits(size_ + deleted_ + 1, slots_.size())) {
+      rehash(capacity_for(size_ + 1, /*headroom=*/true), hash_of);
+    }
+    place(mixed(hash), id);
+    ++size_;
+  }
+
   // Removes id, which must be present under hash.
   void erase(std::size_t hash, Id id);
   // Swaps id old_id, present under hash, for new_id with an equal key.
@@ -55,41 +93,67 @@ class IdTable {
 
   template <class F>
   void for_each(F f) const {
-    for (const Slot& slot : slots_) {
-      if (slot.id != kNone) f(slot.id);
+    for (std::uint32_t slot : slots_) {
+      if (slot < kDeleted) f(slot & kIdMask);
     }
   }
 
  private:
-  struct Slot {
-    std::uint32_t hash;
-    Id id;
-  };
+  static constexpr std::uint32_t kEmpty = 0xFFFFFFFF;
+  static constexpr std::uint32_t kDeleted = 0xFFFFFFFE;
+  static constexpr std::uint32_t kIdMask = (std::uint32_t{1} << (32 - kCheckBits)) - 1;
 
-  static std::uint32_t fold(std::size_t hash) {
-    return static_cast<std::uint32_t>(hash ^ (static_cast<std::uint64_t>(hash) >> 32));
-  }
-  std::size_t mask() const { return slots_.size() - 1; }
   // A salted mix of the hash, so that weak hashes (small integers) spread
   // over the table, and so that two tables place the same keys in unrelated
   // orders: filling one table in the slot order of another (a merge of an
   // extract) would otherwise hit its runs back to front, one full run per
-  // insert.
-  std::size_t home(std::uint32_t h) const {
-    std::uint32_t x = (h ^ salt_) * 0x9E3779B1u;
+  // insert. Its high bits choose the home slot, its low bits are the check
+  // bits kept in the slot.
+  std::uint32_t mixed(std::size_t hash) const {
+    std::uint32_t x = static_cast<std::uint32_t>(hash ^ (static_cast<std::uint64_t>(hash) >> 32));
+    x = (x ^ salt_) * 0x9E3779B1u;
     x ^= x >> 15;
     x *= 0x85EBCA77u;
     x ^= x >> 13;
-    return x >> shift_;
+    return x;
+  }
+  static std::uint32_t check_bits(std::uint32_t x) {
+    return x << (32 - kCheckBits);
+  }
+  // At most 13/16 full (tombstones included): linear probing degrades
+  // quickly past that.
+  static bool fits(std::size_t count, std::size_t capacity) {
+    return count * 16 <= capacity * 13;
+  }
+  // The slots for count ids: just enough, or with headroom when growing
+  // one insert at a time (by half: between growths a table is 54% to 81%
+  // full).
+  static std::size_t capacity_for(std::size_t count, bool headroom);
+
+  std::size_t next(std::size_t i) const {
+    return i + 1 == slots_.size() ? 0 : i + 1;
+  }
+  std::size_t home(std::uint32_t x) const {
+    return static_cast<std::size_t>((std::uint64_t{x} * slots_.size()) >> 32);
   }
   std::size_t slot_of(std::size_t hash, Id id) const;
-  static bool fits(std::size_t count, std::size_t capacity);
-  void rehash(std::size_t capacity);
-  void place(Slot slot);
+  void place(std::uint32_t x, Id id);
+  void reset(std::size_t capacity);
 
-  std::vector<Slot> slots_;  // size is 0 or a power of two >= 8
+  // hash_of reads the record an id names: taking the ids in ascending
+  // order reads the records in storage order, not all over memory.
+  template <class HashOf>
+  void rehash(std::size_t capacity, HashOf hash_of) {
+    std::vector<Id> ids = live_ids();
+    reset(capacity);
+    for (Id id : ids) place(mixed(hash_of(id)), id);
+  }
+  // The ids present, ascending.
+  std::vector<Id> live_ids() const;
+
+  std::vector<std::uint32_t> slots_;  // id | check bits, kEmpty or kDeleted
   std::size_t size_ = 0;
-  unsigned shift_ = 32;
+  std::size_t deleted_ = 0;
   std::uint32_t salt_ = 0;  // drawn anew at every growth
 };
 

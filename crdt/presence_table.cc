@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <stdexcept>
 
 namespace presence {
 
@@ -44,13 +45,14 @@ PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
 }
 
 void PresenceTable::reserve(std::size_t count) {
-  entries_.reserve(size_ + count);
-  topic_keys_.reserve(topic_keys_.size() + count);
-  pids_.reserve(pids_.size() + count);
+  entries_.reserve(size_ + count, [this](Id id) { return entry_hash_of(id); });
+  topic_keys_.reserve(topic_keys_.size() + count, [this](Id id) { return topic_key_hash_of(id); });
+  pids_.reserve(pids_.size() + count, [this](Id id) { return record(id).pid.hash(); });
 }
 
 void PresenceTable::reserve(Id replica, std::size_t count) {
-  replicas_[replica].by_clock.reserve(replicas_[replica].by_clock.size() + count);
+  IdTable& by_clock = replicas_[replica].by_clock;
+  by_clock.reserve(by_clock.size() + count, [this](Id id) { return clock_hash_of(id); });
 }
 
 PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, const Term& key,
@@ -108,12 +110,13 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   r.key = same_key == kNone ? presence.key : record(same_key).key;
 
   if (same_pid == kNone) {
-    pids_.insert(presence.pid_hash, id);
+    pids_.insert(presence.pid_hash, id, [this](Id other) { return record(other).pid.hash(); });
   } else {
     link_after(same_pid, id, &Record::pid_link);
   }
   if (same_key == kNone) {
-    topic_keys_.insert(topic_key_hash(topic_id, presence.key_hash), id);
+    topic_keys_.insert(topic_key_hash(topic_id, presence.key_hash), id,
+                       [this](Id other) { return topic_key_hash_of(other); });
   } else {
     link_after(same_key, id, &Record::topic_key_link);
   }
@@ -122,8 +125,10 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   slot.members.push_back(id);
   topic_changed(&slot);
 
-  entries_.insert(entry_hash(topic_id, presence.pid_hash, presence.key_hash), id);
-  replicas_[replica_id].by_clock.insert(clock_hash(clock), id);
+  entries_.insert(entry_hash(topic_id, presence.pid_hash, presence.key_hash), id,
+                  [this](Id other) { return entry_hash_of(other); });
+  replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
+                                        [this](Id other) { return clock_hash_of(other); });
   ++size_;
   return id;
 }
@@ -140,7 +145,8 @@ void PresenceTable::retag(Id id, Id replica_id, Clock clock) {
   replicas_[r.replica].by_clock.erase(clock_hash(r.clock), id);
   r.replica = replica_id;
   r.clock = clock;
-  replicas_[replica_id].by_clock.insert(clock_hash(clock), id);
+  replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
+                                        [this](Id other) { return clock_hash_of(other); });
 }
 
 void PresenceTable::erase(Id id) {
@@ -311,7 +317,7 @@ PresenceTable::Id PresenceTable::allocate() {
     record(id) = Record{};
     return id;
   }
-  assert(allocated_ < kNone);
+  if (allocated_ > IdTable::kMaxId) throw std::length_error("presence table full");
   if (chunks_.empty() || chunks_.back().size() == kChunkSize) {
     chunks_.emplace_back();
     chunks_.back().reserve(kChunkSize);
@@ -344,7 +350,7 @@ PresenceTable::Id PresenceTable::intern_topic(const Term& topic, std::size_t has
     free_topics_.pop_back();
   }
   topics_[id].topic = topic;
-  topic_index_.insert(hash, id);
+  topic_index_.insert(hash, id, [this](Id other) { return topics_[other].topic.hash(); });
   return id;
 }
 
@@ -388,6 +394,20 @@ std::size_t PresenceTable::entry_hash(Id topic, std::size_t pid_hash, std::size_
 
 std::size_t PresenceTable::topic_key_hash(Id topic, std::size_t key_hash) {
   return mix(topic, key_hash);
+}
+
+std::size_t PresenceTable::entry_hash_of(Id id) const {
+  const Record& r = record(id);
+  return entry_hash(r.topic, r.pid.hash(), r.key.hash());
+}
+
+std::size_t PresenceTable::topic_key_hash_of(Id id) const {
+  const Record& r = record(id);
+  return topic_key_hash(r.topic, r.key.hash());
+}
+
+std::size_t PresenceTable::clock_hash_of(Id id) const {
+  return clock_hash(record(id).clock);
 }
 
 void PresenceTable::link_after(Id head, Id id, Link Record::*link) {

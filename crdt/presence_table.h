@@ -205,6 +205,10 @@ class PresenceTable {
   Id pid_head(const Term& pid, std::size_t pid_hash) const;
   static std::size_t entry_hash(Id topic, std::size_t pid_hash, std::size_t key_hash);
   static std::size_t topic_key_hash(Id topic, std::size_t key_hash);
+  // The hashes a record's id is indexed under, for growing the indexes.
+  std::size_t entry_hash_of(Id id) const;
+  std::size_t topic_key_hash_of(Id id) const;
+  std::size_t clock_hash_of(Id id) const;
 
   // Chain surgery over one of the three links.
   void link_after(Id head, Id id, Link Record::*link);

@@ -12,7 +12,7 @@ Values::Values(std::initializer_list<value_type> entries) {
 
 void Values::reserve(std::size_t count) {
   entries_.reserve(count);
-  index_.reserve(count);
+  index_.reserve(count, [this](Index i) { return entries_[i].first.hash(); });
 }
 
 Values::Index Values::index_of(const Tag& tag, std::size_t hash) const {
@@ -58,8 +58,9 @@ std::size_t Values::erase(const Tag& tag) {
 }
 
 void Values::append(const Tag& tag, std::size_t hash, PresenceValue value) {
-  assert(entries_.size() < kNone);
-  index_.insert(hash, static_cast<Index>(entries_.size()));
+  if (entries_.size() > IdTable::kMaxId) throw std::length_error("too many values");
+  index_.insert(hash, static_cast<Index>(entries_.size()),
+                [this](Index i) { return entries_[i].first.hash(); });
   entries_.emplace_back(tag, std::move(value));
 }
 

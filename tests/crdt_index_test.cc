@@ -1,0 +1,220 @@
+// The compact indexes under the CRDT: IdTable (ids keyed through their
+// records), Values (presences by tag) and the kept order of topic lists.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "crdt/id_table.h"
+#include "crdt/state.h"
+#include "crdt/values.h"
+#include "term/term.h"
+
+namespace presence {
+namespace {
+
+// Keys of an IdTable under test: key[id], with hashes that can be forced to
+// collide.
+struct Keys {
+  std::vector<std::uint64_t> key;
+  std::size_t (*hash)(std::uint64_t) = [](std::uint64_t k) { return std::size_t{k * 0x9E37u}; };
+
+  IdTable::Id add(std::uint64_t k) {
+    key.push_back(k);
+    return static_cast<IdTable::Id>(key.size() - 1);
+  }
+  auto hash_of() const {
+    return [this](IdTable::Id id) { return hash(key[id]); };
+  }
+  IdTable::Id find(const IdTable& table, std::uint64_t k) const {
+    return table.find(hash(k), [&](IdTable::Id id) { return key[id] == k; });
+  }
+};
+
+TEST(IdTable, FindsEveryInsertedIdAndNoAbsentKey) {
+  Keys keys;
+  IdTable table;
+  std::mt19937_64 rng(7);
+  std::set<std::uint64_t> inserted;
+  while (inserted.size() < 20'000) {
+    const std::uint64_t k = rng() >> 1;
+    if (!inserted.insert(k).second) continue;
+    table.insert(keys.hash(k), keys.add(k), keys.hash_of());
+  }
+  EXPECT_EQ(table.size(), 20'000u);
+  for (IdTable::Id id = 0; id < keys.key.size(); ++id) {
+    ASSERT_EQ(keys.find(table, keys.key[id]), id);
+  }
+  for (int i = 0; i < 1000; ++i) {
+    const std::uint64_t absent = (rng() >> 1) | (std::uint64_t{1} << 63);
+    EXPECT_EQ(keys.find(table, absent), IdTable::kNone);
+  }
+}
+
+TEST(IdTable, KeysWithOneHashAreToldApartByThePredicate) {
+  Keys keys;
+  keys.hash = [](std::uint64_t) { return std::size_t{42}; };
+  IdTable table;
+  for (std::uint64_t k = 0; k < 100; ++k) table.insert(42, keys.add(k), keys.hash_of());
+  for (std::uint64_t k = 0; k < 100; ++k) EXPECT_EQ(keys.find(table, k), k);
+  EXPECT_EQ(keys.find(table, 100), IdTable::kNone);
+}
+
+TEST(IdTable, ErasedIdsAreGoneAndLaterInsertsStayFindable) {
+  Keys keys;
+  keys.hash = [](std::uint64_t k) { return std::size_t{k % 97}; };  // long shared runs
+  IdTable table;
+  for (std::uint64_t k = 0; k < 5000; ++k) table.insert(keys.hash(k), keys.add(k), keys.hash_of());
+  for (std::uint64_t k = 0; k < 5000; k += 2)
+    table.erase(keys.hash(k), static_cast<IdTable::Id>(k));
+  EXPECT_EQ(table.size(), 2500u);
+  // Inserting again reuses erased slots and grows the table over them.
+  for (std::uint64_t k = 5000; k < 12'000; ++k) {
+    table.insert(keys.hash(k), keys.add(k), keys.hash_of());
+  }
+  for (std::uint64_t k = 0; k < 12'000; ++k) {
+    const bool present = k >= 5000 || k % 2 == 1;
+    EXPECT_EQ(keys.find(table, k), present ? k : IdTable::kNone) << k;
+  }
+  std::size_t visited = 0;
+  table.for_each([&](IdTable::Id id) {
+    ++visited;
+    EXPECT_TRUE(id >= 5000 || id % 2 == 1);
+  });
+  EXPECT_EQ(visited, table.size());
+}
+
+TEST(IdTable, ReplaceGivesTheKeyANewIdInPlace) {
+  Keys keys;
+  IdTable table;
+  const IdTable::Id first = keys.add(5);
+  table.insert(keys.hash(5), first, keys.hash_of());
+  const IdTable::Id second = keys.add(5);  // an equal key under another id
+  table.replace(keys.hash(5), first, second);
+  EXPECT_EQ(table.find(keys.hash(5), [&](IdTable::Id id) { return id == second; }), second);
+  EXPECT_EQ(table.find(keys.hash(5), [&](IdTable::Id id) { return id == first; }), IdTable::kNone);
+  EXPECT_EQ(table.size(), 1u);
+}
+
+TEST(IdTable, ReserveKeepsEveryIdAndMakesRoom) {
+  Keys keys;
+  IdTable table;
+  for (std::uint64_t k = 0; k < 300; ++k) table.insert(keys.hash(k), keys.add(k), keys.hash_of());
+  table.reserve(10'000, keys.hash_of());
+  for (std::uint64_t k = 300; k < 10'000; ++k) {
+    table.insert(keys.hash(k), keys.add(k), keys.hash_of());
+  }
+  for (std::uint64_t k = 0; k < 10'000; ++k) ASSERT_EQ(keys.find(table, k), k);
+}
+
+Tag tag(const char* replica, Clock clock) {
+  return {{Atom(replica), 1}, clock};
+}
+
+PresenceValue value(std::uint32_t n) {
+  return {Term::pid({Atom("v@h"), n, 0, 1}), Term::binary("room"),
+          Term::binary("user" + std::to_string(n)), Term::map({})};
+}
+
+TEST(Values, ListedTagsKeepTheirFirstValue) {
+  Values values{{tag("a", 1), value(1)}, {tag("a", 2), value(2)}, {tag("a", 1), value(3)}};
+  EXPECT_EQ(values.size(), 2u);
+  EXPECT_EQ(values.at(tag("a", 1)), value(1));
+  EXPECT_FALSE(values.emplace(tag("a", 2), value(4)));
+  EXPECT_EQ(values.at(tag("a", 2)), value(2));
+}
+
+TEST(Values, LookupsStayRightAfterErasesMoveEntries) {
+  Values values;
+  for (Clock c = 1; c <= 500; ++c)
+    values.emplace_new(tag("r", c), value(static_cast<std::uint32_t>(c)));
+  for (Clock c = 1; c <= 500; c += 3) EXPECT_EQ(values.erase(tag("r", c)), 1u);
+  EXPECT_EQ(values.erase(tag("r", 1)), 0u);
+  EXPECT_EQ(values.erase_if([](const auto& entry) { return entry.first.clock % 3 == 2; }), 167u);
+  for (Clock c = 1; c <= 500; ++c) {
+    const PresenceValue* found = values.get(tag("r", c));
+    if (c % 3 == 0) {
+      ASSERT_NE(found, nullptr) << c;
+      EXPECT_EQ(*found, value(static_cast<std::uint32_t>(c)));
+    } else {
+      EXPECT_EQ(found, nullptr) << c;
+    }
+  }
+  EXPECT_EQ(values.size(), 166u);
+}
+
+TEST(Values, EqualityIgnoresOrderButNotValues) {
+  Values forward;
+  Values backward;
+  for (Clock c = 1; c <= 50; ++c)
+    forward.emplace(tag("r", c), value(static_cast<std::uint32_t>(c)));
+  for (Clock c = 50; c >= 1; --c)
+    backward.emplace(tag("r", c), value(static_cast<std::uint32_t>(c)));
+  EXPECT_EQ(forward, backward);
+  backward[tag("r", 7)].meta = Term::map({{Term::atom("x"), Term::integer(1)}});
+  EXPECT_NE(forward, backward);
+  backward.erase(tag("r", 7));
+  EXPECT_NE(forward, backward);
+}
+
+TEST(Values, AtAnAbsentTagThrowsAndBracketsAddAnEmptyValue) {
+  Values values;
+  EXPECT_THROW(values.at(tag("a", 1)), std::out_of_range);
+  values[tag("a", 1)].key = Term::binary("k");
+  EXPECT_EQ(values.at(tag("a", 1)).key, Term::binary("k"));
+  EXPECT_EQ(values.at(tag("a", 1)).pid, Term());
+}
+
+std::vector<Term> listed_keys(const State& state, const Term& topic) {
+  std::vector<Term> keys;
+  for (const KeyMeta& entry : state.get_by_topic(topic)) keys.push_back(entry.key);
+  return keys;
+}
+
+TEST(TopicOrder, AListedTopicShowsLaterJoinsLeavesAndDownReplicas) {
+  const Term topic = Term::binary("room");
+  State a({Atom("a"), 1});
+  State b({Atom("b"), 1});
+  a.replica_up(b.replica());
+  b.replica_up(a.replica());
+  a.join(value(3).pid, topic, Term::binary("k3"), Term::map({}));
+  a.join(value(1).pid, topic, Term::binary("k1"), Term::map({}));
+  EXPECT_EQ(listed_keys(a, topic), (std::vector<Term>{Term::binary("k1"), Term::binary("k3")}));
+
+  a.join(value(2).pid, topic, Term::binary("k2"), Term::map({}));
+  EXPECT_EQ(listed_keys(a, topic),
+            (std::vector<Term>{Term::binary("k1"), Term::binary("k2"), Term::binary("k3")}));
+
+  a.leave(value(1).pid, topic, Term::binary("k1"));
+  EXPECT_EQ(listed_keys(a, topic), (std::vector<Term>{Term::binary("k2"), Term::binary("k3")}));
+
+  b.join(value(0).pid, topic, Term::binary("k0"), Term::map({}));
+  a.merge(b.extract(a.replica(), a.context()));
+  EXPECT_EQ(listed_keys(a, topic),
+            (std::vector<Term>{Term::binary("k0"), Term::binary("k2"), Term::binary("k3")}));
+
+  a.replica_down(b.replica());
+  EXPECT_EQ(listed_keys(a, topic), (std::vector<Term>{Term::binary("k2"), Term::binary("k3")}));
+  EXPECT_EQ(a.tracked_values(topic).size(), 3u);
+  a.replica_up(b.replica());
+  EXPECT_EQ(listed_keys(a, topic).size(), 3u);
+}
+
+TEST(TopicOrder, ATopicEmptiedAndRefilledListsOnlyItsNewMembers) {
+  const Term topic = Term::binary("room");
+  State a({Atom("a"), 1});
+  a.join(value(1).pid, topic, Term::binary("old"), Term::map({}));
+  EXPECT_EQ(listed_keys(a, topic).size(), 1u);
+  a.leave(value(1).pid);
+  EXPECT_TRUE(listed_keys(a, topic).empty());
+  a.join(value(2).pid, Term::binary("other"), Term::binary("x"), Term::map({}));
+  a.join(value(2).pid, topic, Term::binary("new"), Term::map({}));
+  EXPECT_EQ(listed_keys(a, topic), (std::vector<Term>{Term::binary("new")}));
+}
+
+}  // namespace
+}  // namespace presence
