@@ -12,7 +12,9 @@
 // thread.
 #pragma once
 
+// clang-format off
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+// clang-format on
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
