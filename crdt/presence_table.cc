@@ -19,9 +19,9 @@ std::size_t clock_hash(Clock clock) {
 }  // namespace
 
 PresenceTable::Hashed::Hashed(const Term& topic, const Term& pid, const Term& key)
-    : topic(topic),
-      pid(pid),
-      key(key),
+    : topic(&topic),
+      pid(&pid),
+      key(&key),
       topic_hash(topic.hash()),
       pid_hash(pid.hash()),
       key_hash(key.hash()) {}
@@ -63,10 +63,8 @@ PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, cons
   return insert_new(topic_id, presence, std::move(meta), intern_replica(tag.replica), tag.clock);
 }
 
-void PresenceTable::prefetch(const Term& topic, const Term& pid, const Term& key, Id replica,
-                             Clock clock) const {
-  const Hashed presence(topic, pid, key);
-  const Id topic_id = find_topic(topic, presence.topic_hash);
+void PresenceTable::prefetch(const Hashed& presence, Id replica, Clock clock) const {
+  const Id topic_id = find_topic(*presence.topic, presence.topic_hash);
   if (topic_id != kNone) {
     entries_.prefetch(entry_hash(topic_id, presence.pid_hash, presence.key_hash));
     topic_keys_.prefetch(topic_key_hash(topic_id, presence.key_hash));
@@ -75,10 +73,8 @@ void PresenceTable::prefetch(const Term& topic, const Term& pid, const Term& key
   replicas_[replica].by_clock.prefetch(clock_hash(clock));
 }
 
-PresenceTable::Id PresenceTable::put(const Term& topic, const Term& pid, const Term& key, Term meta,
-                                     Id replica, Clock clock) {
-  const Hashed presence(topic, pid, key);
-  const Id topic_id = intern_topic(topic, presence.topic_hash);
+PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id replica, Clock clock) {
+  const Id topic_id = intern_topic(*presence.topic, presence.topic_hash);
   const Id existing = find_entry(topic_id, presence);
   if (existing == kNone) return insert_new(topic_id, presence, std::move(meta), replica, clock);
   record(existing).meta = std::move(meta);
@@ -89,7 +85,7 @@ PresenceTable::Id PresenceTable::put(const Term& topic, const Term& pid, const T
 PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) const {
   return entries_.find(entry_hash(topic, presence.pid_hash, presence.key_hash), [&](Id id) {
     const Record& r = record(id);
-    return r.topic == topic && r.pid == presence.pid && r.key == presence.key;
+    return r.topic == topic && r.pid == *presence.pid && r.key == *presence.key;
   });
 }
 
@@ -104,10 +100,10 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   r.meta = std::move(meta);
 
   // Share the payload of an equal pid / key already stored.
-  const Id same_pid = pid_head(presence.pid, presence.pid_hash);
-  r.pid = same_pid == kNone ? presence.pid : record(same_pid).pid;
-  const Id same_key = topic_key_head(topic_id, presence.key, presence.key_hash);
-  r.key = same_key == kNone ? presence.key : record(same_key).key;
+  const Id same_pid = pid_head(*presence.pid, presence.pid_hash);
+  r.pid = same_pid == kNone ? *presence.pid : record(same_pid).pid;
+  const Id same_key = topic_key_head(topic_id, *presence.key, presence.key_hash);
+  r.key = same_key == kNone ? *presence.key : record(same_key).key;
 
   if (same_pid == kNone) {
     pids_.insert(presence.pid_hash, id, [this](Id other) { return record(other).pid.hash(); });

@@ -58,12 +58,26 @@ class PresenceTable {
 
   // Adds a presence. Precondition: (topic, pid, key) and tag are absent.
   Id insert(const Term& topic, const Term& pid, const Term& key, Term meta, const Tag& tag);
-  // Starts loading what put() of these will read first (a hint; no effect
-  // on the contents), so that a loop of puts can overlap its cache misses.
-  void prefetch(const Term& topic, const Term& pid, const Term& key, Id replica, Clock clock) const;
+  // The identifying terms of a presence with their hashes, computed once
+  // for all the lookups of an operation. Points to the terms, which must
+  // outlive it.
+  struct Hashed {
+    Hashed() = default;
+    Hashed(const Term& topic, const Term& pid, const Term& key);
+    const Term* topic = nullptr;
+    const Term* pid = nullptr;
+    const Term* key = nullptr;
+    std::size_t topic_hash = 0;
+    std::size_t pid_hash = 0;
+    std::size_t key_hash = 0;
+  };
+  // Starts loading what put() of this presence will read first (a hint; no
+  // effect on the contents), so that a loop of puts can overlap its cache
+  // misses.
+  void prefetch(const Hashed& presence, Id replica, Clock clock) const;
   // Adds the presence, or when (topic, pid, key) is present gives it the new
   // meta and tag. Precondition: the tag (replica slot and clock) is absent.
-  Id put(const Term& topic, const Term& pid, const Term& key, Term meta, Id replica, Clock clock);
+  Id put(const Hashed& presence, Term meta, Id replica, Clock clock);
   // Gives an existing presence a new meta and tag. Precondition: the new
   // tag is absent (or equal to the old one).
   void update(Id id, Term meta, const Tag& tag);
@@ -179,17 +193,6 @@ class PresenceTable {
   }
   Id allocate();
   void release(Id id);
-
-  // The terms of a presence with their hashes, computed once per operation.
-  struct Hashed {
-    Hashed(const Term& topic, const Term& pid, const Term& key);
-    const Term& topic;
-    const Term& pid;
-    const Term& key;
-    std::size_t topic_hash;
-    std::size_t pid_hash;
-    std::size_t key_hash;
-  };
 
   Id find_topic(const Term& topic, std::size_t hash) const;
   Id intern_topic(const Term& topic, std::size_t hash);

@@ -324,7 +324,8 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
   // record in place, as Phoenix's ETS insert does; other leaves go.
   reserve_joins(result.joins);
   // Each put misses the cache in several indexes; asking for the slots of a
-  // put some joins ahead lets those misses overlap.
+  // put some joins ahead lets those misses overlap. The hashes computed for
+  // that are kept for the put.
   constexpr std::size_t kAhead = 8;
   const std::size_t count = result.joins.size();
   const ReplicaRef* last_replica = nullptr;
@@ -336,14 +337,25 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
     }
     return last_slot;
   };
+  PresenceTable::Hashed ahead[kAhead];
+  auto hashed = [&](std::size_t i) {
+    const Presence& joined = result.joins[i];
+    return PresenceTable::Hashed(joined.topic, joined.pid, joined.key);
+  };
+  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) {
+    ahead[i] = hashed(i);
+    const Tag& tag = result.joins[i].tag;
+    values_.prefetch(ahead[i], slot_of(tag.replica), tag.clock);
+  }
   for (std::size_t i = 0; i < count; ++i) {
+    const PresenceTable::Hashed current = ahead[i % kAhead];
     if (i + kAhead < count) {
       const Presence& next = result.joins[i + kAhead];
-      values_.prefetch(next.topic, next.pid, next.key, slot_of(next.tag.replica), next.tag.clock);
+      ahead[i % kAhead] = hashed(i + kAhead);
+      values_.prefetch(ahead[i % kAhead], slot_of(next.tag.replica), next.tag.clock);
     }
     const Presence& joined = result.joins[i];
-    values_.put(joined.topic, joined.pid, joined.key, joined.meta, slot_of(joined.tag.replica),
-                joined.tag.clock);
+    values_.put(current, joined.meta, slot_of(joined.tag.replica), joined.tag.clock);
   }
   for (std::size_t i = 0; i < leave_ids.size(); ++i) {
     if (values_.tag(leave_ids[i]) == result.leaves[i].tag) values_.erase(leave_ids[i]);
