@@ -231,9 +231,27 @@ class Term {
 
   // Erlang term order and exact equality.
   std::strong_ordering compare(const Term& other) const;
-  bool operator==(const Term& other) const { return compare(other) == 0; }
+  bool operator==(const Term& other) const {
+    // Values held inside a Term have one representation each (see the
+    // layout below), so bytes decide unless both point to nodes. Floats
+    // compare by value: 0.0 and -0.0 are equal with different bits.
+    if (type() != TermType::kFloat && other.type() != TermType::kFloat) {
+      if (std::memcmp(this, &other, sizeof(Term)) == 0) return true;
+      if (!holds_node() || !other.holds_node()) return false;
+    }
+    return compare(other) == 0;
+  }
   std::strong_ordering operator<=>(const Term& other) const { return compare(other); }
-  std::size_t hash() const;
+  std::size_t hash() const {
+    // A value held inside the Term hashes by its bytes (floats by value).
+    if (type() == TermType::kFloat || holds_node()) return node_hash();
+    std::uint64_t words[2];
+    std::memcpy(words, static_cast<const void*>(this), sizeof words);
+    std::uint64_t h = (words[0] * 0x9E3779B97F4A7C15ULL) ^ words[1];
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ULL;
+    return static_cast<std::size_t>(h ^ (h >> 32));
+  }
 
   // Erlang-like rendering for logs and test failures, e.g.
   // {pub,heartbeat,{a@vm,17},empty} or #{phx_ref => <<"x">>}. Very large
@@ -255,6 +273,8 @@ class Term {
   const detail::Node& node() const;
   // Drops this Term's count on its node, freeing the node with the last one.
   void release();
+  // hash() of a float or of a Term that points to a node.
+  std::size_t node_hash() const;
   // Makes this Term [] without releasing anything (after a move).
   void clear() {
     tag_ = static_cast<std::uint8_t>(TermType::kList);

@@ -456,19 +456,12 @@ std::size_t hash_fun(std::string_view encoded) {
 
 }  // namespace
 
-std::size_t Term::hash() const {
-  // A value held entirely inside the Term has a single representation (see
-  // term.h), so its bytes are its identity; floats are hashed by value below
-  // because 0.0 and -0.0 are equal but differ in their bits.
-  if (type() != TermType::kFloat && !holds_node()) {
-    std::uint64_t words[2];
-    std::memcpy(words, static_cast<const void*>(this), sizeof words);
-    return mix(words[0], words[1]);
-  }
+std::size_t Term::node_hash() const {
   std::size_t h = static_cast<std::size_t>(rank(*this)) + 1;
   switch (type()) {
     case TermType::kInteger:
-      return mix(h, static_cast<std::size_t>(integer_));
+    case TermType::kAtom:
+      break;  // always inside the Term: hash() took them
     case TermType::kBigInteger: {
       const auto& big = as_big_integer();
       h = mix(h, big.negative);
@@ -481,8 +474,6 @@ std::size_t Term::hash() const {
       std::memcpy(&bits, &d, sizeof bits);
       return mix(h + 1, bits);
     }
-    case TermType::kAtom:
-      return mix(h, as_atom().hash());
     case TermType::kReference:
       return mix(h, hash_ref(as_reference()));
     case TermType::kFun:
@@ -491,7 +482,7 @@ std::size_t Term::hash() const {
       const auto& port = as_port();
       return mix(mix(mix(h, port.node.hash()), port.id), port.creation);
     }
-    case TermType::kPid: {
+    case TermType::kPid: {  // a pid whose node cannot be stored inline
       const PidValue pid = as_pid();
       return mix(mix(mix(mix(h, pid.node.hash()), pid.id), pid.serial), pid.creation);
     }
