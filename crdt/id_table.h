@@ -69,10 +69,29 @@ class IdTable {
   // do, so that a series of small reserves stays cheap.
   template <class HashOf>
   void reserve(std::size_t count, HashOf hash_of) {
-    if (fits(count + deleted_, slots_.size())) return;
+    if (has_room(count)) return;
     rehash(std::max(capacity_for(count + count / 8, /*headroom=*/false),
                     capacity_for(size_ + 1, /*headroom=*/true)),
            hash_of);
+  }
+
+  // True when `count` ids in all fit without growing.
+  bool has_room(std::size_t count) const {
+    return fits(count + deleted_, slots_.size());
+  }
+  // Empties the table, sized as reserve(count) would size it; the caller
+  // then adds the ids back with insert_reserved().
+  void clear_for(std::size_t count) {
+    const std::size_t capacity = std::max(capacity_for(count + count / 8, /*headroom=*/false),
+                                          capacity_for(size_ + 1, /*headroom=*/true));
+    size_ = 0;
+    reset(capacity);
+  }
+  // insert() into room made beforehand: never grows.
+  void insert_reserved(std::size_t hash, Id id) {
+    assert(id <= kMaxId && fits(size_ + deleted_ + 1, slots_.size()));
+    place(mixed(hash), id);
+    ++size_;
   }
 
   // Adds id under hash. The caller guarantees no equal key is present.

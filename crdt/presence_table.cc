@@ -45,9 +45,31 @@ PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
 }
 
 void PresenceTable::reserve(std::size_t count) {
-  entries_.reserve(size_ + count, [this](Id id) { return entry_hash_of(id); });
-  topic_keys_.reserve(topic_keys_.size() + count, [this](Id id) { return topic_key_hash_of(id); });
-  pids_.reserve(pids_.size() + count, [this](Id id) { return record(id).pid.hash(); });
+  if (entries_.has_room(size_ + count) && topic_keys_.has_room(topic_keys_.size() + count) &&
+      pids_.has_room(pids_.size() + count)) {
+    return;
+  }
+  // Rebuilt together in one pass over the records in storage order, each
+  // record's terms hashed once. Chain heads (no previous link) are what the
+  // pid and (topic, key) indexes hold.
+  entries_.clear_for(size_ + count);
+  topic_keys_.clear_for(topic_keys_.size() + count);
+  pids_.clear_for(pids_.size() + count);
+  for (std::size_t c = 0; c < chunks_.size(); ++c) {
+    const std::vector<Record>& chunk = chunks_[c];
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const Record& r = chunk[i];
+      if (r.topic == kNone) continue;
+      const auto id = static_cast<Id>((c << kChunkBits) | i);
+      const std::size_t pid_hash = r.pid.hash();
+      const std::size_t key_hash = r.key.hash();
+      entries_.insert_reserved(entry_hash(r.topic, pid_hash, key_hash), id);
+      if (r.pid_link.prev == kNone) pids_.insert_reserved(pid_hash, id);
+      if (r.topic_key_link.prev == kNone) {
+        topic_keys_.insert_reserved(topic_key_hash(r.topic, key_hash), id);
+      }
+    }
+  }
 }
 
 void PresenceTable::reserve(Id replica, std::size_t count) {
@@ -63,18 +85,24 @@ PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, cons
   return insert_new(topic_id, presence, std::move(meta), intern_replica(tag.replica), tag.clock);
 }
 
-void PresenceTable::prefetch(const Hashed& presence, Id replica, Clock clock) const {
-  const Id topic_id = find_topic(*presence.topic, presence.topic_hash);
+void PresenceTable::prefetch(Hashed* presence, Id replica, Clock clock) const {
+  const Id topic_id = find_topic(*presence->topic, presence->topic_hash);
+  presence->topic_hint = topic_id;
   if (topic_id != kNone) {
-    entries_.prefetch(entry_hash(topic_id, presence.pid_hash, presence.key_hash));
-    topic_keys_.prefetch(topic_key_hash(topic_id, presence.key_hash));
+    entries_.prefetch(entry_hash(topic_id, presence->pid_hash, presence->key_hash));
+    topic_keys_.prefetch(topic_key_hash(topic_id, presence->key_hash));
   }
-  pids_.prefetch(presence.pid_hash);
+  pids_.prefetch(presence->pid_hash);
   replicas_[replica].by_clock.prefetch(clock_hash(clock));
 }
 
 PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id replica, Clock clock) {
-  const Id topic_id = intern_topic(*presence.topic, presence.topic_hash);
+  // The hint stands if its slot still holds the topic (live slots are never
+  // empty; puts since the prefetch may have added topics, not moved them).
+  const Id hint = presence.topic_hint;
+  const bool hint_holds = hint < topics_.size() && !topics_[hint].members.empty() &&
+                          topics_[hint].topic == *presence.topic;
+  const Id topic_id = hint_holds ? hint : intern_topic(*presence.topic, presence.topic_hash);
   const Id existing = find_entry(topic_id, presence);
   if (existing == kNone) return insert_new(topic_id, presence, std::move(meta), replica, clock);
   record(existing).meta = std::move(meta);
@@ -92,18 +120,19 @@ PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) co
 PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence, Term meta,
                                             Id replica_id, Clock clock) {
   assert(find(replica_id, clock) == kNone);
-  const Id id = allocate();
-  Record& r = record(id);
-  r.topic = topic_id;
-  r.replica = replica_id;
-  r.clock = clock;
-  r.meta = std::move(meta);
-
   // Share the payload of an equal pid / key already stored.
   const Id same_pid = pid_head(*presence.pid, presence.pid_hash);
-  r.pid = same_pid == kNone ? *presence.pid : record(same_pid).pid;
   const Id same_key = topic_key_head(topic_id, *presence.key, presence.key_hash);
-  r.key = same_key == kNone ? *presence.key : record(same_key).key;
+  TopicSlot& slot = topics_[topic_id];
+  Record fields;
+  fields.pid = same_pid == kNone ? *presence.pid : record(same_pid).pid;
+  fields.key = same_key == kNone ? *presence.key : record(same_key).key;
+  fields.meta = std::move(meta);
+  fields.clock = clock;
+  fields.topic = topic_id;
+  fields.replica = replica_id;
+  fields.topic_pos = static_cast<Id>(slot.members.size());
+  const Id id = allocate(std::move(fields));
 
   if (same_pid == kNone) {
     pids_.insert(presence.pid_hash, id, [this](Id other) { return record(other).pid.hash(); });
@@ -116,8 +145,6 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   } else {
     link_after(same_key, id, &Record::topic_key_link);
   }
-  TopicSlot& slot = topics_[topic_id];
-  r.topic_pos = static_cast<Id>(slot.members.size());
   slot.members.push_back(id);
   topic_changed(&slot);
 
@@ -306,11 +333,11 @@ void PresenceTable::sort(std::vector<Id>* ids, bool drop_hidden) const {
   for (std::size_t i = 0; i < items.size(); ++i) (*ids)[i] = items[i].id;
 }
 
-PresenceTable::Id PresenceTable::allocate() {
+PresenceTable::Id PresenceTable::allocate(Record&& fields) {
   if (free_ != kNone) {
     const Id id = free_;
     free_ = record(id).pid_link.next;
-    record(id) = Record{};
+    record(id) = std::move(fields);
     return id;
   }
   if (allocated_ > IdTable::kMaxId) throw std::length_error("presence table full");
@@ -318,7 +345,7 @@ PresenceTable::Id PresenceTable::allocate() {
     chunks_.emplace_back();
     chunks_.back().reserve(kChunkSize);
   }
-  chunks_.back().emplace_back();
+  chunks_.back().push_back(std::move(fields));
   return allocated_++;
 }
 

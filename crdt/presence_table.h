@@ -70,11 +70,12 @@ class PresenceTable {
     std::size_t topic_hash = 0;
     std::size_t pid_hash = 0;
     std::size_t key_hash = 0;
+    Id topic_hint = kNone;  // the topic's slot as prefetch() found it
   };
   // Starts loading what put() of this presence will read first (a hint; no
   // effect on the contents), so that a loop of puts can overlap its cache
-  // misses.
-  void prefetch(const Hashed& presence, Id replica, Clock clock) const;
+  // misses. Notes the topic's slot in *presence for put().
+  void prefetch(Hashed* presence, Id replica, Clock clock) const;
   // Adds the presence, or when (topic, pid, key) is present gives it the new
   // meta and tag. Precondition: the tag (replica slot and clock) is absent.
   Id put(const Hashed& presence, Term meta, Id replica, Clock clock);
@@ -191,7 +192,8 @@ class PresenceTable {
     const auto chunk_index = static_cast<Id>(&chunk - chunks_.data());
     return (chunk_index << kChunkBits) | static_cast<Id>(&r - chunk.data());
   }
-  Id allocate();
+  // Stores a record, reusing a free one if any, and returns its id.
+  Id allocate(Record&& fields);
   void release(Id id);
 
   Id find_topic(const Term& topic, std::size_t hash) const;

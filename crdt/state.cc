@@ -345,14 +345,14 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
   for (std::size_t i = 0; i < std::min(kAhead, count); ++i) {
     ahead[i] = hashed(i);
     const Tag& tag = result.joins[i].tag;
-    values_.prefetch(ahead[i], slot_of(tag.replica), tag.clock);
+    values_.prefetch(&ahead[i], slot_of(tag.replica), tag.clock);
   }
   for (std::size_t i = 0; i < count; ++i) {
     const PresenceTable::Hashed current = ahead[i % kAhead];
     if (i + kAhead < count) {
       const Presence& next = result.joins[i + kAhead];
       ahead[i % kAhead] = hashed(i + kAhead);
-      values_.prefetch(ahead[i % kAhead], slot_of(next.tag.replica), next.tag.clock);
+      values_.prefetch(&ahead[i % kAhead], slot_of(next.tag.replica), next.tag.clock);
     }
     const Presence& joined = result.joins[i];
     values_.put(current, joined.meta, slot_of(joined.tag.replica), joined.tag.clock);
@@ -437,14 +437,20 @@ std::vector<Id> State::collect_leaves(const Context& remote_context, const Cloud
 void State::reserve_joins(const std::vector<Presence>& joins) {
   // Joins come from few replicas: a short list counts them.
   std::vector<std::pair<ReplicaRef, std::size_t>> per_replica;
+  std::size_t* current = nullptr;  // the count of the last join's replica
   for (const Presence& joined : joins) {
+    if (current != nullptr && joined.tag.replica == per_replica.back().first) {
+      ++*current;
+      continue;
+    }
     auto it = std::find_if(per_replica.begin(), per_replica.end(),
                            [&](const auto& entry) { return entry.first == joined.tag.replica; });
     if (it == per_replica.end()) {
-      per_replica.emplace_back(joined.tag.replica, 1);
-    } else {
-      ++it->second;
+      per_replica.emplace_back(joined.tag.replica, 0);
+      it = per_replica.end() - 1;
     }
+    ++it->second;
+    current = it == per_replica.end() - 1 ? &it->second : nullptr;
   }
   values_.reserve(joins.size());
   for (const auto& [replica, count] : per_replica) {
