@@ -48,6 +48,45 @@ class IdTable {
     }
   }
 
+  // A lookup that also notes where the key would be inserted: a find and
+  // the following insert_at() of an absent key probe the table once.
+  struct Spot {
+    Id found = kNone;
+    std::size_t hash = 0;
+    std::size_t slot = kNoSlot;  // the first free or erased slot on the way
+  };
+  template <class Match>
+  Spot locate(std::size_t hash, Match matches) const {
+    Spot spot;
+    spot.hash = hash;
+    if (slots_.empty()) return spot;
+    const std::uint32_t x = mixed(hash);
+    const std::uint32_t bits = check_bits(x);
+    for (std::size_t i = home(x);; i = next(i)) {
+      const std::uint32_t slot = slots_[i];
+      if (slot >= kDeleted) {
+        if (spot.slot == kNoSlot) spot.slot = i;
+        if (slot == kEmpty) return spot;
+      } else if ((slot & ~kIdMask) == bits && matches(slot & kIdMask)) {
+        spot.found = slot & kIdMask;
+        return spot;
+      }
+    }
+  }
+  // insert() of id under the key a locate() found absent, with no change to
+  // this table in between.
+  template <class HashOf>
+  void insert_at(const Spot& spot, Id id, HashOf hash_of) {
+    assert(spot.found == kNone && id <= kMaxId);
+    if (spot.slot == kNoSlot || !fits(size_ + deleted_ + 1, slots_.size())) {
+      insert(spot.hash, id, hash_of);
+      return;
+    }
+    if (slots_[spot.slot] == kDeleted) --deleted_;
+    slots_[spot.slot] = check_bits(mixed(spot.hash)) | id;
+    ++size_;
+  }
+
   // Asks the processor to load the slot where a lookup of hash starts, so
   // that a loop over many keys can overlap their cache misses.
   void prefetch(std::size_t hash) const {
@@ -118,6 +157,7 @@ class IdTable {
   }
 
  private:
+  static constexpr std::size_t kNoSlot = static_cast<std::size_t>(-1);
   static constexpr std::uint32_t kEmpty = 0xFFFFFFFF;
   static constexpr std::uint32_t kDeleted = 0xFFFFFFFE;
   static constexpr std::uint32_t kIdMask = (std::uint32_t{1} << (32 - kCheckBits)) - 1;

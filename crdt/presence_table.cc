@@ -81,8 +81,10 @@ PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, cons
                                         Term meta, const Tag& tag) {
   const Hashed presence(topic, pid, key);
   const Id topic_id = intern_topic(topic, presence.topic_hash);
-  assert(find_entry(topic_id, presence) == kNone);
-  return insert_new(topic_id, presence, std::move(meta), intern_replica(tag.replica), tag.clock);
+  const IdTable::Spot entry = locate_entry(topic_id, presence);
+  assert(entry.found == kNone);
+  return insert_new(topic_id, presence, entry, std::move(meta), intern_replica(tag.replica),
+                    tag.clock);
 }
 
 void PresenceTable::prefetch(Hashed* presence, Id replica, Clock clock) const {
@@ -103,11 +105,13 @@ PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id repli
   const bool hint_holds = hint < topics_.size() && !topics_[hint].members.empty() &&
                           topics_[hint].topic == *presence.topic;
   const Id topic_id = hint_holds ? hint : intern_topic(*presence.topic, presence.topic_hash);
-  const Id existing = find_entry(topic_id, presence);
-  if (existing == kNone) return insert_new(topic_id, presence, std::move(meta), replica, clock);
-  record(existing).meta = std::move(meta);
-  retag(existing, replica, clock);
-  return existing;
+  const IdTable::Spot entry = locate_entry(topic_id, presence);
+  if (entry.found == kNone) {
+    return insert_new(topic_id, presence, entry, std::move(meta), replica, clock);
+  }
+  record(entry.found).meta = std::move(meta);
+  retag(entry.found, replica, clock);
+  return entry.found;
 }
 
 PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) const {
@@ -117,12 +121,27 @@ PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) co
   });
 }
 
-PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence, Term meta,
-                                            Id replica_id, Clock clock) {
+IdTable::Spot PresenceTable::locate_entry(Id topic, const Hashed& presence) const {
+  return entries_.locate(entry_hash(topic, presence.pid_hash, presence.key_hash), [&](Id id) {
+    const Record& r = record(id);
+    return r.topic == topic && r.pid == *presence.pid && r.key == *presence.key;
+  });
+}
+
+PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
+                                            const IdTable::Spot& entry, Term meta, Id replica_id,
+                                            Clock clock) {
   assert(find(replica_id, clock) == kNone);
   // Share the payload of an equal pid / key already stored.
-  const Id same_pid = pid_head(*presence.pid, presence.pid_hash);
-  const Id same_key = topic_key_head(topic_id, *presence.key, presence.key_hash);
+  const IdTable::Spot pid_spot =
+      pids_.locate(presence.pid_hash, [&](Id id) { return record(id).pid == *presence.pid; });
+  const IdTable::Spot key_spot =
+      topic_keys_.locate(topic_key_hash(topic_id, presence.key_hash), [&](Id id) {
+        const Record& r = record(id);
+        return r.topic == topic_id && r.key == *presence.key;
+      });
+  const Id same_pid = pid_spot.found;
+  const Id same_key = key_spot.found;
   TopicSlot& slot = topics_[topic_id];
   Record fields;
   fields.pid = same_pid == kNone ? *presence.pid : record(same_pid).pid;
@@ -135,21 +154,19 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   const Id id = allocate(std::move(fields));
 
   if (same_pid == kNone) {
-    pids_.insert(presence.pid_hash, id, [this](Id other) { return record(other).pid.hash(); });
+    pids_.insert_at(pid_spot, id, [this](Id other) { return record(other).pid.hash(); });
   } else {
     link_after(same_pid, id, &Record::pid_link);
   }
   if (same_key == kNone) {
-    topic_keys_.insert(topic_key_hash(topic_id, presence.key_hash), id,
-                       [this](Id other) { return topic_key_hash_of(other); });
+    topic_keys_.insert_at(key_spot, id, [this](Id other) { return topic_key_hash_of(other); });
   } else {
     link_after(same_key, id, &Record::topic_key_link);
   }
   slot.members.push_back(id);
   topic_changed(&slot);
 
-  entries_.insert(entry_hash(topic_id, presence.pid_hash, presence.key_hash), id,
-                  [this](Id other) { return entry_hash_of(other); });
+  entries_.insert_at(entry, id, [this](Id other) { return entry_hash_of(other); });
   replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
                                         [this](Id other) { return clock_hash_of(other); });
   ++size_;

@@ -203,7 +203,10 @@ class PresenceTable {
   // A topic's membership changed: its kept order is dropped.
   void topic_changed(TopicSlot* slot);
   Id find_entry(Id topic, const Hashed& presence) const;
-  Id insert_new(Id topic, const Hashed& presence, Term meta, Id replica, Clock clock);
+  IdTable::Spot locate_entry(Id topic, const Hashed& presence) const;
+  // Adds a presence whose (topic, pid, key) locate_entry() found absent.
+  Id insert_new(Id topic, const Hashed& presence, const IdTable::Spot& entry, Term meta, Id replica,
+                Clock clock);
   void retag(Id id, Id replica, Clock clock);
 
   Id topic_key_head(Id topic, const Term& key, std::size_t key_hash) const;

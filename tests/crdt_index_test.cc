@@ -111,6 +111,29 @@ TEST(IdTable, ReserveKeepsEveryIdAndMakesRoom) {
   for (std::uint64_t k = 0; k < 10'000; ++k) ASSERT_EQ(keys.find(table, k), k);
 }
 
+TEST(IdTable, LocateFindsPresentKeysAndInsertsAbsentOnesWhereItLooked) {
+  Keys keys;
+  keys.hash = [](std::uint64_t k) { return std::size_t{k % 13}; };  // crowded runs
+  IdTable table;
+  std::set<std::uint64_t> erased;
+  for (std::uint64_t k = 0; k < 2000; ++k) {
+    const IdTable::Spot spot =
+        table.locate(keys.hash(k), [&](IdTable::Id id) { return keys.key[id] == k; });
+    ASSERT_EQ(spot.found, IdTable::kNone);
+    table.insert_at(spot, keys.add(k), keys.hash_of());
+    if (k % 3 == 0) {  // erasing leaves tombstones for later inserts to reuse
+      table.erase(keys.hash(k / 2), static_cast<IdTable::Id>(k / 2));
+      erased.insert(k / 2);
+    }
+  }
+  EXPECT_EQ(table.size(), 2000 - erased.size());
+  for (std::uint64_t k = 0; k < 2000; ++k) {
+    const IdTable::Spot spot =
+        table.locate(keys.hash(k), [&](IdTable::Id id) { return keys.key[id] == k; });
+    EXPECT_EQ(spot.found, erased.contains(k) ? IdTable::kNone : k) << k;
+  }
+}
+
 Tag tag(const char* replica, Clock clock) {
   return {{Atom(replica), 1}, clock};
 }
