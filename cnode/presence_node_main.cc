@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cnode/control.h"
+#include "cnode/heap_policy.h"
 #include "cnode/node.h"
 #include "cnode/options.h"
 #include "cnode/pg.h"
@@ -68,6 +69,7 @@ bool start_services(presence::Node& node, presence::ProgramOptions& options, Ser
 
 int main(int argc, char* argv[]) {
   using presence::LogLevel;
+  presence::retain_freed_memory();
 
   presence::ProgramOptions options;
   if (auto error = presence::parse_options(argc, argv, &options)) {

@@ -53,6 +53,7 @@ class IdTable {
   struct Spot {
     Id found = kNone;
     std::size_t hash = 0;
+    std::uint32_t mixed = 0;     // of hash, under the table's salt then
     std::size_t slot = kNoSlot;  // the first free or erased slot on the way
   };
   template <class Match>
@@ -60,9 +61,9 @@ class IdTable {
     Spot spot;
     spot.hash = hash;
     if (slots_.empty()) return spot;
-    const std::uint32_t x = mixed(hash);
-    const std::uint32_t bits = check_bits(x);
-    for (std::size_t i = home(x);; i = next(i)) {
+    spot.mixed = mixed(hash);
+    const std::uint32_t bits = check_bits(spot.mixed);
+    for (std::size_t i = home(spot.mixed);; i = next(i)) {
       const std::uint32_t slot = slots_[i];
       if (slot >= kDeleted) {
         if (spot.slot == kNoSlot) spot.slot = i;
@@ -83,7 +84,7 @@ class IdTable {
       return;
     }
     if (slots_[spot.slot] == kDeleted) --deleted_;
-    slots_[spot.slot] = check_bits(mixed(spot.hash)) | id;
+    slots_[spot.slot] = check_bits(spot.mixed) | id;
     ++size_;
   }
 

@@ -25,7 +25,9 @@ TEST(InlineTerms, BinariesAroundTheInlineSizeCompareAndHashByValue) {
     EXPECT_EQ(a.hash(), b.hash()) << size;
     EXPECT_EQ(a.as_binary(), bytes(size));
     EXPECT_LT(a, Term::binary(bytes(size) + "y")) << size;  // a prefix sorts first
-    if (size > 0) EXPECT_NE(a, Term::binary(bytes(size, 'z'))) << size;
+    if (size > 0) {
+      EXPECT_NE(a, Term::binary(bytes(size, 'z'))) << size;
+    }
   }
   // The last byte counts, inline or not.
   EXPECT_LT(Term::binary(bytes(13) + "a"), Term::binary(bytes(13) + "b"));
