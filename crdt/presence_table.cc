@@ -79,8 +79,9 @@ void PresenceTable::reserve(Id replica, std::size_t count) {
 
 PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, const Term& key,
                                         Term meta, const Tag& tag) {
-  const Hashed presence(topic, pid, key);
+  Hashed presence(topic, pid, key);
   const Id topic_id = intern_topic(topic, presence.topic_hash);
+  note_topic(&presence, topic_id);
   const IdTable::Spot entry = locate_entry(topic_id, presence);
   assert(entry.found == kNone);
   return insert_new(topic_id, presence, entry, std::move(meta), intern_replica(tag.replica),
@@ -91,20 +92,34 @@ void PresenceTable::prefetch(Hashed* presence, Id replica, Clock clock) const {
   const Id topic_id = find_topic(*presence->topic, presence->topic_hash);
   presence->topic_hint = topic_id;
   if (topic_id != kNone) {
-    entries_.prefetch(entry_hash(topic_id, presence->pid_hash, presence->key_hash));
-    topic_keys_.prefetch(topic_key_hash(topic_id, presence->key_hash));
+    note_topic(presence, topic_id);
+    entries_.prefetch(presence->entry_hash);
+    topic_keys_.prefetch(presence->topic_key_hash);
   }
   pids_.prefetch(presence->pid_hash);
   replicas_[replica].by_clock.prefetch(clock_hash(clock));
 }
 
 PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id replica, Clock clock) {
-  // The hint stands if its slot still holds the topic (live slots are never
-  // empty; puts since the prefetch may have added topics, not moved them).
-  const Id hint = presence.topic_hint;
-  const bool hint_holds = hint < topics_.size() && !topics_[hint].members.empty() &&
-                          topics_[hint].topic == *presence.topic;
-  const Id topic_id = hint_holds ? hint : intern_topic(*presence.topic, presence.topic_hash);
+  if (presence.topic_hint != kNone) {
+    assert(topics_[presence.topic_hint].topic == *presence.topic);
+    return put_into(presence.topic_hint, presence, std::move(meta), replica, clock);
+  }
+  // The topic was absent at the prefetch; earlier puts may have added it.
+  Hashed interned = presence;
+  const Id topic_id = intern_topic(*presence.topic, presence.topic_hash);
+  note_topic(&interned, topic_id);
+  return put_into(topic_id, interned, std::move(meta), replica, clock);
+}
+
+void PresenceTable::note_topic(Hashed* presence, Id topic) {
+  presence->topic_hint = topic;
+  presence->entry_hash = entry_hash(topic, presence->pid_hash, presence->key_hash);
+  presence->topic_key_hash = topic_key_hash(topic, presence->key_hash);
+}
+
+PresenceTable::Id PresenceTable::put_into(Id topic_id, const Hashed& presence, Term meta,
+                                          Id replica, Clock clock) {
   const IdTable::Spot entry = locate_entry(topic_id, presence);
   if (entry.found == kNone) {
     return insert_new(topic_id, presence, entry, std::move(meta), replica, clock);
@@ -122,7 +137,7 @@ PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) co
 }
 
 IdTable::Spot PresenceTable::locate_entry(Id topic, const Hashed& presence) const {
-  return entries_.locate(entry_hash(topic, presence.pid_hash, presence.key_hash), [&](Id id) {
+  return entries_.locate(presence.entry_hash, [&](Id id) {
     const Record& r = record(id);
     return r.topic == topic && r.pid == *presence.pid && r.key == *presence.key;
   });
@@ -135,11 +150,10 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   // Share the payload of an equal pid / key already stored.
   const IdTable::Spot pid_spot =
       pids_.locate(presence.pid_hash, [&](Id id) { return record(id).pid == *presence.pid; });
-  const IdTable::Spot key_spot =
-      topic_keys_.locate(topic_key_hash(topic_id, presence.key_hash), [&](Id id) {
-        const Record& r = record(id);
-        return r.topic == topic_id && r.key == *presence.key;
-      });
+  const IdTable::Spot key_spot = topic_keys_.locate(presence.topic_key_hash, [&](Id id) {
+    const Record& r = record(id);
+    return r.topic == topic_id && r.key == *presence.key;
+  });
   const Id same_pid = pid_spot.found;
   const Id same_key = key_spot.found;
   TopicSlot& slot = topics_[topic_id];

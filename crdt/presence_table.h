@@ -71,13 +71,19 @@ class PresenceTable {
     std::size_t pid_hash = 0;
     std::size_t key_hash = 0;
     Id topic_hint = kNone;  // the topic's slot as prefetch() found it
+    // With a topic_hint: the presence's keys in the entry and (topic, key)
+    // indexes.
+    std::size_t entry_hash = 0;
+    std::size_t topic_key_hash = 0;
   };
   // Starts loading what put() of this presence will read first (a hint; no
   // effect on the contents), so that a loop of puts can overlap its cache
-  // misses. Notes the topic's slot in *presence for put().
+  // misses. Notes the topic's slot and index keys in *presence for put().
   void prefetch(Hashed* presence, Id replica, Clock clock) const;
   // Adds the presence, or when (topic, pid, key) is present gives it the new
-  // meta and tag. Precondition: the tag (replica slot and clock) is absent.
+  // meta and tag. Preconditions: the tag (replica slot and clock) is absent;
+  // the table changed by put() only since prefetch() noted a topic_hint (a
+  // topic slot then lasts: puts add topics, never release them).
   Id put(const Hashed& presence, Term meta, Id replica, Clock clock);
   // Gives an existing presence a new meta and tag. Precondition: the new
   // tag is absent (or equal to the old one).
@@ -203,8 +209,13 @@ class PresenceTable {
   // A topic's membership changed: its kept order is dropped.
   void topic_changed(TopicSlot* slot);
   Id find_entry(Id topic, const Hashed& presence) const;
+  // Notes a topic's slot and the keys under it in *presence.
+  static void note_topic(Hashed* presence, Id topic);
+  // put() of a presence noted with its topic's slot.
+  Id put_into(Id topic, const Hashed& presence, Term meta, Id replica, Clock clock);
   IdTable::Spot locate_entry(Id topic, const Hashed& presence) const;
-  // Adds a presence whose (topic, pid, key) locate_entry() found absent.
+  // Adds a presence whose (topic, pid, key) locate_entry() found absent;
+  // presence holds its topic's slot and index keys.
   Id insert_new(Id topic, const Hashed& presence, const IdTable::Spot& entry, Term meta, Id replica,
                 Clock clock);
   void retag(Id id, Id replica, Clock clock);

@@ -34,6 +34,16 @@ void delete_tag(Clouds* clouds, const Tag& tag) {
   if (it != clouds->end()) it->second.erase(tag.clock);
 }
 
+// The count of a replica in a list of join counts, added as 0 when absent.
+// The reference lasts until the next addition.
+std::size_t& join_count(std::vector<std::pair<ReplicaRef, std::size_t>>* counts,
+                        const ReplicaRef& replica) {
+  auto it = std::find_if(counts->begin(), counts->end(),
+                         [&](const auto& entry) { return entry.first == replica; });
+  if (it != counts->end()) return it->second;
+  return counts->emplace_back(replica, 0).second;
+}
+
 // Records a removal in a delta: the tag becomes a dot, the value goes.
 void remove_delta_tag(Delta* delta, const Tag& tag) {
   put_tag(&delta->clouds, tag);
@@ -310,7 +320,8 @@ void State::compact() {
 MergeResult State::merge(const Context& remote_context, const Clouds& remote_clouds,
                          const Values& remote_values) {
   MergeResult result;
-  result.joins = collect_joins(remote_values);
+  JoinCounts joins_per_replica;
+  result.joins = collect_joins(remote_values, &joins_per_replica);
   const std::vector<Id> leave_ids = collect_leaves(remote_context, remote_clouds, remote_values);
 
   union_clouds(remote_clouds);
@@ -322,7 +333,7 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
 
   // A join of a key that is also leaving (a remote update) replaces the
   // record in place, as Phoenix's ETS insert does; other leaves go.
-  reserve_joins(result.joins);
+  reserve_joins(result.joins.size(), joins_per_replica);
   // Each put misses the cache in several indexes; asking for the slots of a
   // put some joins ahead lets those misses overlap. The hashes computed for
   // that are kept for the put.
@@ -370,15 +381,17 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
   return result;
 }
 
-std::vector<Presence> State::collect_joins(const Values& remote_values) const {
+std::vector<Presence> State::collect_joins(const Values& remote_values,
+                                           JoinCounts* per_replica) const {
   std::vector<Presence> joins;
   joins.reserve(remote_values.size());
   // Values come grouped by replica more often than not: what is known of the
-  // replica is looked up once per run.
+  // replica is looked up once per run, and its count once per run of joins.
   const ReplicaRef* replica = nullptr;
   const Clock* known = nullptr;  // the replica's context clock; null when unknown
   const Cloud* cloud = nullptr;
   Id slot = PresenceTable::kNone;
+  std::size_t* run_count = nullptr;  // the replica's join count, once it has a join
   for (const auto& [tag, value] : remote_values) {
     if (replica == nullptr || tag.replica != *replica) {
       replica = &tag.replica;
@@ -387,6 +400,7 @@ std::vector<Presence> State::collect_joins(const Values& remote_values) const {
       auto in_clouds = clouds_.find(tag.replica);
       cloud = in_clouds == clouds_.end() ? nullptr : &in_clouds->second;
       slot = values_.find_replica(tag.replica);
+      run_count = nullptr;
     }
     if (known == nullptr || tag.clock <= *known) continue;
     if (cloud != nullptr && cloud->contains(tag.clock)) continue;
@@ -396,6 +410,8 @@ std::vector<Presence> State::collect_joins(const Values& remote_values) const {
       continue;
     }
     joins.push_back({value.topic, value.pid, value.key, value.meta, tag});
+    if (run_count == nullptr) run_count = &join_count(per_replica, tag.replica);
+    ++*run_count;
   }
   return joins;
 }
@@ -434,27 +450,10 @@ std::vector<Id> State::collect_leaves(const Context& remote_context, const Cloud
   return leaves;
 }
 
-void State::reserve_joins(const std::vector<Presence>& joins) {
-  // Joins come from few replicas: a short list counts them.
-  std::vector<std::pair<ReplicaRef, std::size_t>> per_replica;
-  std::size_t* current = nullptr;  // the count of the last join's replica
-  for (const Presence& joined : joins) {
-    if (current != nullptr && joined.tag.replica == per_replica.back().first) {
-      ++*current;
-      continue;
-    }
-    auto it = std::find_if(per_replica.begin(), per_replica.end(),
-                           [&](const auto& entry) { return entry.first == joined.tag.replica; });
-    if (it == per_replica.end()) {
-      per_replica.emplace_back(joined.tag.replica, 0);
-      it = per_replica.end() - 1;
-    }
-    ++it->second;
-    current = it == per_replica.end() - 1 ? &it->second : nullptr;
-  }
-  values_.reserve(joins.size());
-  for (const auto& [replica, count] : per_replica) {
-    values_.reserve(values_.intern_replica(replica), count);
+void State::reserve_joins(std::size_t count, const JoinCounts& per_replica) {
+  values_.reserve(count);
+  for (const auto& [replica, joins] : per_replica) {
+    values_.reserve(values_.intern_replica(replica), joins);
   }
 }
 

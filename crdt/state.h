@@ -248,11 +248,13 @@ class State {
 
   MergeResult merge(const Context& remote_context, const Clouds& remote_clouds,
                     const Values& remote_values);
-  std::vector<Presence> collect_joins(const Values& remote_values) const;
+  // Number of joins per replica, replicas in the order of their first join.
+  using JoinCounts = std::vector<std::pair<ReplicaRef, std::size_t>>;
+  std::vector<Presence> collect_joins(const Values& remote_values, JoinCounts* per_replica) const;
   std::vector<Id> collect_leaves(const Context& remote_context, const Clouds& remote_clouds,
                                  const Values& remote_values) const;
   // Room in the presence table for the joins of a merge.
-  void reserve_joins(const std::vector<Presence>& joins);
+  void reserve_joins(std::size_t count, const JoinCounts& per_replica);
   void union_clouds(const Clouds& remote_clouds);
   void bump_clock();
   // Phoenix's put_context: the delta's range ends at the own clock.
