@@ -261,6 +261,7 @@ class Term {
   static constexpr std::size_t kInlineBinaryBytes = 14;
 
  private:
+  friend class PackedTerm;  // keeps a Term's node and type in one word
   // Layout: byte 0 holds the type (low 4 bits) and, for a binary or pid
   // stored inside the Term, a non-zero inline mark (high 4 bits: a binary's
   // length + 1, or 1 for a pid). Bytes 1..7 and the word at 8..15 hold the
@@ -302,6 +303,38 @@ class Term {
     const detail::AtomEntry* atom_;
     detail::Node* node_;  // null for the empty list
   };
+};
+
+// A Term whose whole value is its node (a map, tuple, list, long binary,
+// ...) kept in one word: the node pointer with the type in its low bits.
+// For tables that hold many such Terms, where a Term would take 16 bytes.
+// Holds a reference to the node, as the Term it came from did.
+class PackedTerm {
+ public:
+  PackedTerm() noexcept = default;  // holds nothing
+  // True when the term can be packed.
+  static bool fits(const Term& term) noexcept;
+  // Precondition: fits(term).
+  explicit PackedTerm(Term term) noexcept;
+  ~PackedTerm() { reset(); }
+  PackedTerm(const PackedTerm& other) noexcept;
+  PackedTerm(PackedTerm&& other) noexcept : word_(other.word_) { other.word_ = 0; }
+  PackedTerm& operator=(PackedTerm other) noexcept {
+    std::swap(word_, other.word_);
+    return *this;
+  }
+
+  bool empty() const { return word_ == 0; }
+  // The term, sharing the node. Precondition: !empty().
+  Term get() const;
+  // Drops the reference; empty afterwards.
+  void reset() noexcept;
+
+ private:
+  static constexpr std::uintptr_t kTypeMask = 0x0F;
+  detail::Node* node() const { return reinterpret_cast<detail::Node*>(word_ & ~kTypeMask); }
+
+  std::uintptr_t word_ = 0;
 };
 
 struct TermHash {
