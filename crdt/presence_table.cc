@@ -30,7 +30,11 @@ PresenceTable::Id PresenceTable::find(const Term& topic, const Term& pid, const 
   const Hashed presence(topic, pid, key);
   const Id topic_id = find_topic(topic, presence.topic_hash);
   if (topic_id == kNone) return kNone;
-  return find_entry(topic_id, presence);
+  const Id by_pid = pid_head(pid, presence.pid_hash);
+  if (by_pid == kNone) return kNone;
+  const Id by_key = topic_key_head(topic_id, key, presence.key_hash);
+  if (by_key == kNone) return kNone;
+  return walk_chains(by_pid, by_key, topic_id, presence);
 }
 
 PresenceTable::Id PresenceTable::find(const Tag& tag) const {
@@ -41,18 +45,21 @@ PresenceTable::Id PresenceTable::find(const Tag& tag) const {
 
 PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
   return replicas_[replica].by_clock.find(clock_hash(clock),
-                                          [&](Id id) { return record(id).clock == clock; });
+                                          [&](Id id) { return this->clock(id) == clock; });
+}
+
+Term PresenceTable::meta(Id id) const {
+  const Record& r = record(id);
+  return r.meta.empty() ? loose_metas_.at(id) : r.meta.get();
 }
 
 void PresenceTable::reserve(std::size_t count) {
-  if (entries_.has_room(size_ + count) && topic_keys_.has_room(topic_keys_.size() + count) &&
-      pids_.has_room(pids_.size() + count)) {
+  if (topic_keys_.has_room(topic_keys_.size() + count) && pids_.has_room(pids_.size() + count)) {
     return;
   }
   // Rebuilt together in one pass over the records in storage order, each
   // record's terms hashed once. Chain heads (no previous link) are what the
-  // pid and (topic, key) indexes hold.
-  entries_.clear_for(size_ + count);
+  // indexes hold.
   topic_keys_.clear_for(topic_keys_.size() + count);
   pids_.clear_for(pids_.size() + count);
   for (std::size_t c = 0; c < chunks_.size(); ++c) {
@@ -61,12 +68,9 @@ void PresenceTable::reserve(std::size_t count) {
       const Record& r = chunk[i];
       if (r.topic == kNone) continue;
       const auto id = static_cast<Id>((c << kChunkBits) | i);
-      const std::size_t pid_hash = r.pid.hash();
-      const std::size_t key_hash = r.key.hash();
-      entries_.insert_reserved(entry_hash(r.topic, pid_hash, key_hash), id);
-      if (r.pid_link.prev == kNone) pids_.insert_reserved(pid_hash, id);
+      if (r.pid_link.prev == kNone) pids_.insert_reserved(r.pid.hash(), id);
       if (r.topic_key_link.prev == kNone) {
-        topic_keys_.insert_reserved(topic_key_hash(r.topic, key_hash), id);
+        topic_keys_.insert_reserved(topic_key_hash(r.topic, r.key.hash()), id);
       }
     }
   }
@@ -82,9 +86,9 @@ PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, cons
   Hashed presence(topic, pid, key);
   const Id topic_id = intern_topic(topic, presence.topic_hash);
   note_topic(&presence, topic_id);
-  const IdTable::Spot entry = locate_entry(topic_id, presence);
-  assert(entry.found == kNone);
-  return insert_new(topic_id, presence, entry, std::move(meta), intern_replica(tag.replica),
+  const Heads heads = locate(topic_id, presence);
+  assert(heads.found == kNone);
+  return insert_new(topic_id, presence, heads, std::move(meta), intern_replica(tag.replica),
                     tag.clock);
 }
 
@@ -93,7 +97,6 @@ void PresenceTable::prefetch(Hashed* presence, Id replica, Clock clock) const {
   presence->topic_hint = topic_id;
   if (topic_id != kNone) {
     note_topic(presence, topic_id);
-    entries_.prefetch(presence->entry_hash);
     topic_keys_.prefetch(presence->topic_key_hash);
   }
   pids_.prefetch(presence->pid_hash);
@@ -114,73 +117,81 @@ PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id repli
 
 void PresenceTable::note_topic(Hashed* presence, Id topic) {
   presence->topic_hint = topic;
-  presence->entry_hash = entry_hash(topic, presence->pid_hash, presence->key_hash);
   presence->topic_key_hash = topic_key_hash(topic, presence->key_hash);
 }
 
 PresenceTable::Id PresenceTable::put_into(Id topic_id, const Hashed& presence, Term meta,
                                           Id replica, Clock clock) {
-  const IdTable::Spot entry = locate_entry(topic_id, presence);
-  if (entry.found == kNone) {
-    return insert_new(topic_id, presence, entry, std::move(meta), replica, clock);
+  const Heads heads = locate(topic_id, presence);
+  if (heads.found == kNone) {
+    return insert_new(topic_id, presence, heads, std::move(meta), replica, clock);
   }
-  record(entry.found).meta = std::move(meta);
-  retag(entry.found, replica, clock);
-  return entry.found;
+  set_meta(heads.found, std::move(meta));
+  retag(heads.found, replica, clock);
+  return heads.found;
 }
 
-PresenceTable::Id PresenceTable::find_entry(Id topic, const Hashed& presence) const {
-  return entries_.find(entry_hash(topic, presence.pid_hash, presence.key_hash), [&](Id id) {
+PresenceTable::Heads PresenceTable::locate(Id topic, const Hashed& presence) const {
+  Heads heads;
+  heads.pid =
+      pids_.locate(presence.pid_hash, [&](Id id) { return record(id).pid == *presence.pid; });
+  heads.topic_key = topic_keys_.locate(presence.topic_key_hash, [&](Id id) {
     const Record& r = record(id);
-    return r.topic == topic && r.pid == *presence.pid && r.key == *presence.key;
+    return r.topic == topic && r.key == *presence.key;
   });
+  if (heads.pid.found != kNone && heads.topic_key.found != kNone) {
+    heads.found = walk_chains(heads.pid.found, heads.topic_key.found, topic, presence);
+  }
+  return heads;
 }
 
-IdTable::Spot PresenceTable::locate_entry(Id topic, const Hashed& presence) const {
-  return entries_.locate(presence.entry_hash, [&](Id id) {
-    const Record& r = record(id);
-    return r.topic == topic && r.pid == *presence.pid && r.key == *presence.key;
-  });
+PresenceTable::Id PresenceTable::walk_chains(Id pid_head, Id topic_key_head, Id topic,
+                                             const Hashed& presence) const {
+  // Every record of the pid chain has the pid, every record of the other
+  // has the topic and key: each step checks the missing part.
+  Id by_pid = pid_head;
+  Id by_key = topic_key_head;
+  while (by_pid != kNone && by_key != kNone) {
+    const Record& p = record(by_pid);
+    if (p.topic == topic && p.key == *presence.key) return by_pid;
+    const Record& k = record(by_key);
+    if (k.pid == *presence.pid) return by_key;
+    by_pid = p.pid_link.next;
+    by_key = k.topic_key_link.next;
+  }
+  return kNone;
 }
 
-PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
-                                            const IdTable::Spot& entry, Term meta, Id replica_id,
-                                            Clock clock) {
+PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence, const Heads& heads,
+                                            Term meta, Id replica_id, Clock clock) {
   assert(find(replica_id, clock) == kNone);
   // Share the payload of an equal pid / key already stored.
-  const IdTable::Spot pid_spot =
-      pids_.locate(presence.pid_hash, [&](Id id) { return record(id).pid == *presence.pid; });
-  const IdTable::Spot key_spot = topic_keys_.locate(presence.topic_key_hash, [&](Id id) {
-    const Record& r = record(id);
-    return r.topic == topic_id && r.key == *presence.key;
-  });
-  const Id same_pid = pid_spot.found;
-  const Id same_key = key_spot.found;
+  const Id same_pid = heads.pid.found;
+  const Id same_key = heads.topic_key.found;
   TopicSlot& slot = topics_[topic_id];
-  Record fields;
-  fields.pid = same_pid == kNone ? *presence.pid : record(same_pid).pid;
-  fields.key = same_key == kNone ? *presence.key : record(same_key).key;
-  fields.meta = std::move(meta);
-  fields.clock = clock;
-  fields.topic = topic_id;
-  fields.replica = replica_id;
-  fields.topic_pos = static_cast<Id>(slot.members.size());
-  const Id id = allocate(std::move(fields));
+  const Id id = allocate(same_pid == kNone ? *presence.pid : record(same_pid).pid,
+                         same_key == kNone ? *presence.key : record(same_key).key);
+  Record& r = record(id);
+  r.topic = topic_id;
+  r.replica = replica_id;
+  r.topic_pos = static_cast<Id>(slot.members.size());
+  set_meta(id, std::move(meta));
+  set_clock(id, clock);
 
   if (same_pid == kNone) {
-    pids_.insert_at(pid_spot, id, [this](Id other) { return record(other).pid.hash(); });
+    pids_.insert_at(heads.pid, id, [this](Id other) { return record(other).pid.hash(); });
   } else {
     link_after(same_pid, id, &Record::pid_link);
   }
   if (same_key == kNone) {
-    topic_keys_.insert_at(key_spot, id, [this](Id other) { return topic_key_hash_of(other); });
+    topic_keys_.insert_at(heads.topic_key, id,
+                          [this](Id other) { return topic_key_hash_of(other); });
   } else {
     link_after(same_key, id, &Record::topic_key_link);
   }
   slot.members.push_back(id);
   topic_changed(&slot);
 
-  entries_.insert_at(entry, id, [this](Id other) { return entry_hash_of(other); });
   replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
                                         [this](Id other) { return clock_hash_of(other); });
   ++size_;
@@ -188,17 +199,41 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
 }
 
 void PresenceTable::update(Id id, Term meta, const Tag& tag) {
-  record(id).meta = std::move(meta);
+  set_meta(id, std::move(meta));
   retag(id, intern_replica(tag.replica), tag.clock);
+}
+
+void PresenceTable::set_meta(Id id, Term meta) {
+  Record& r = record(id);
+  if (PackedTerm::fits(meta)) [[likely]] {
+    if (r.meta.empty() && !loose_metas_.empty()) loose_metas_.erase(id);
+    r.meta = PackedTerm(std::move(meta));
+  } else {
+    r.meta.reset();
+    loose_metas_.insert_or_assign(id, std::move(meta));
+  }
+}
+
+void PresenceTable::set_clock(Id id, Clock clock) {
+  Record& r = record(id);
+  if (r.clock == kWideClock) [[unlikely]]
+    wide_clocks_.erase(id);
+  if (clock >= 0 && clock < kWideClock) [[likely]] {
+    r.clock = static_cast<std::uint32_t>(clock);
+  } else {
+    r.clock = kWideClock;
+    wide_clocks_.insert_or_assign(id, clock);
+  }
 }
 
 void PresenceTable::retag(Id id, Id replica_id, Clock clock) {
   Record& r = record(id);
-  if (replica_id == r.replica && clock == r.clock) return;
+  const Clock old_clock = this->clock(id);
+  if (replica_id == r.replica && clock == old_clock) return;
   assert(find(replica_id, clock) == kNone);
-  replicas_[r.replica].by_clock.erase(clock_hash(r.clock), id);
+  replicas_[r.replica].by_clock.erase(clock_hash(old_clock), id);
   r.replica = replica_id;
-  r.clock = clock;
+  set_clock(id, clock);
   replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
                                         [this](Id other) { return clock_hash_of(other); });
 }
@@ -208,8 +243,7 @@ void PresenceTable::erase(Id id) {
   assert(r.topic != kNone);
   const std::size_t pid_hash = r.pid.hash();
   const std::size_t key_hash = r.key.hash();
-  entries_.erase(entry_hash(r.topic, pid_hash, key_hash), id);
-  replicas_[r.replica].by_clock.erase(clock_hash(r.clock), id);
+  replicas_[r.replica].by_clock.erase(clock_hash(clock(id)), id);
 
   // A chain head is what the index points to: hand that over to the next
   // record of the chain, or drop the index entry with the chain.
@@ -364,11 +398,14 @@ void PresenceTable::sort(std::vector<Id>* ids, bool drop_hidden) const {
   for (std::size_t i = 0; i < items.size(); ++i) (*ids)[i] = items[i].id;
 }
 
-PresenceTable::Id PresenceTable::allocate(Record&& fields) {
+PresenceTable::Id PresenceTable::allocate(const Term& pid, const Term& key) {
   if (free_ != kNone) {
     const Id id = free_;
-    free_ = record(id).pid_link.next;
-    record(id) = std::move(fields);
+    Record& r = record(id);
+    free_ = r.pid_link.next;
+    r.pid_link = Link{};
+    r.pid = pid;
+    r.key = key;
     return id;
   }
   if (allocated_ > IdTable::kMaxId) throw std::length_error("presence table full");
@@ -376,14 +413,16 @@ PresenceTable::Id PresenceTable::allocate(Record&& fields) {
     chunks_.emplace_back();
     chunks_.back().reserve(kChunkSize);
   }
-  chunks_.back().push_back(std::move(fields));
+  chunks_.back().emplace_back(pid, key);
   return allocated_++;
 }
 
 void PresenceTable::release(Id id) {
   // Drop the Terms now so their payloads are freed with the presence.
   Record& r = record(id);
-  r = Record{};
+  if (r.meta.empty() && !loose_metas_.empty()) loose_metas_.erase(id);
+  if (r.clock == kWideClock) wide_clocks_.erase(id);
+  r = Record{};  // a free record is a default one, but for its link
   r.pid_link.next = free_;
   free_ = id;
 }
@@ -442,17 +481,8 @@ PresenceTable::Id PresenceTable::pid_head(const Term& pid, std::size_t pid_hash)
   return pids_.find(pid_hash, [&](Id id) { return record(id).pid == pid; });
 }
 
-std::size_t PresenceTable::entry_hash(Id topic, std::size_t pid_hash, std::size_t key_hash) {
-  return mix(mix(topic, pid_hash), key_hash);
-}
-
 std::size_t PresenceTable::topic_key_hash(Id topic, std::size_t key_hash) {
   return mix(topic, key_hash);
-}
-
-std::size_t PresenceTable::entry_hash_of(Id id) const {
-  const Record& r = record(id);
-  return entry_hash(r.topic, r.pid.hash(), r.key.hash());
 }
 
 std::size_t PresenceTable::topic_key_hash_of(Id id) const {
@@ -461,7 +491,7 @@ std::size_t PresenceTable::topic_key_hash_of(Id id) const {
 }
 
 std::size_t PresenceTable::clock_hash_of(Id id) const {
-  return clock_hash(record(id).clock);
+  return clock_hash(clock(id));
 }
 
 void PresenceTable::link_after(Id head, Id id, Link Record::*link) {

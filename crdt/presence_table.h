@@ -1,22 +1,27 @@
 // The presences of a State with their indexes (internal to crdt/; Phoenix
 // keeps the same data in two ETS tables, `values` and `pids`).
 //
-// Each presence is one 88-byte record in a chunked array, named by a 32-bit
+// Each presence is one 72-byte record in a chunked array, named by a 32-bit
 // id. Records are indexed by
-//   {topic, pid, key}  unique               (lookups, joins, leaves)
 //   tag                per replica, unique  (merges, replica up/down/remove)
 //   topic              a member array per topic, and its sorted order
 //                      until the topic changes    (get_by_topic)
 //   {topic, key}       a chain per pair     (get_by_key)
 //   pid                a chain per pid      (leave(pid), get_by_pid(pid))
 // so every query costs what its result costs. Chains are doubly linked
-// through the records; chain heads and unique keys live in IdTables.
+// through the records; chain heads live in IdTables. A presence is found by
+// {topic, pid, key} by walking its pid's chain and its {topic, key} chain in
+// turns: it belongs to both, so the first chain to end without it proves it
+// absent, and a lookup costs the shorter chain (one record, as a rule: a
+// process tracks itself under few keys, a key is rarely held by many pids).
 //
 // Memory: topics are interned (a record holds a topic id), equal pids and
-// equal keys of a topic share one Term payload, and a record holds its
-// replica as a small id. Measured at 100,000 presences: about 130 bytes per
-// presence for record and indexes, besides the pid, key and meta payloads
-// (which the Terms share with whoever else holds them).
+// equal keys of a topic share one Term payload, a record holds its replica
+// as a small id, its meta map as one word (PackedTerm) and its clock in 32
+// bits (the rare clock beyond that, and the rare meta that is not a map,
+// sit in side tables). Measured at 100,000 presences: about 95 bytes per
+// presence for record and indexes, besides the payloads of long pids, keys
+// and metas (which the Terms share with whoever else holds them).
 //
 // Not thread-safe; owned by one State.
 #pragma once
@@ -71,9 +76,7 @@ class PresenceTable {
     std::size_t pid_hash = 0;
     std::size_t key_hash = 0;
     Id topic_hint = kNone;  // the topic's slot as prefetch() found it
-    // With a topic_hint: the presence's keys in the entry and (topic, key)
-    // indexes.
-    std::size_t entry_hash = 0;
+    // With a topic_hint: the presence's key in the (topic, key) index.
     std::size_t topic_key_hash = 0;
   };
   // Starts loading what put() of this presence will read first (a hint; no
@@ -94,9 +97,12 @@ class PresenceTable {
   const Term& topic(Id id) const { return topics_[record(id).topic].topic; }
   const Term& pid(Id id) const { return record(id).pid; }
   const Term& key(Id id) const { return record(id).key; }
-  const Term& meta(Id id) const { return record(id).meta; }
-  Tag tag(Id id) const { return {replicas_[record(id).replica].ref, record(id).clock}; }
-  Clock clock(Id id) const { return record(id).clock; }
+  Term meta(Id id) const;
+  Tag tag(Id id) const { return {replicas_[record(id).replica].ref, clock(id)}; }
+  Clock clock(Id id) const {
+    const Record& r = record(id);
+    return r.clock != kWideClock ? r.clock : wide_clocks_.at(id);
+  }
   // True when the record's replica is marked down.
   bool hidden(Id id) const { return replicas_[record(id).replica].down; }
 
@@ -156,7 +162,7 @@ class PresenceTable {
   void prefetch(Id id) const {
     const Record& r = record(id);
     __builtin_prefetch(&r.pid);
-    __builtin_prefetch(&r.meta);
+    __builtin_prefetch(&r.pid_link);
   }
 
  private:
@@ -164,17 +170,23 @@ class PresenceTable {
     Id prev = kNone;
     Id next = kNone;
   };
+  // Clocks from 0 up to here are kept in the record; this value says the
+  // clock is in wide_clocks_.
+  static constexpr std::uint32_t kWideClock = 0xFFFFFFFF;
   struct Record {
+    Record() = default;
+    Record(const Term& pid, const Term& key) : pid(pid), key(key) {}
     Term pid;
     Term key;
-    Term meta;
-    Clock clock = 0;
+    PackedTerm meta;  // empty when the meta cannot be packed: in loose_metas_
+    std::uint32_t clock = 0;
     Id topic = kNone;      // kNone: the record is free
     Id replica = kNone;    // index into replicas_
     Id topic_pos = kNone;  // index in its topic's members
     Link topic_key_link;   // records of the same (topic, key)
     Link pid_link;         // records of the same pid; next chains free records
   };
+  static_assert(sizeof(void*) != 8 || sizeof(Record) == 72, "a record is 72 bytes on 64 bits");
   struct TopicSlot {
     Term topic;
     std::vector<Id> members;  // the topic's records, in no particular order
@@ -198,8 +210,9 @@ class PresenceTable {
     const auto chunk_index = static_cast<Id>(&chunk - chunks_.data());
     return (chunk_index << kChunkBits) | static_cast<Id>(&r - chunk.data());
   }
-  // Stores a record, reusing a free one if any, and returns its id.
-  Id allocate(Record&& fields);
+  // A record of pid and key, all else default, reusing a free one if any;
+  // returns its id.
+  Id allocate(const Term& pid, const Term& key);
   void release(Id id);
 
   Id find_topic(const Term& topic, std::size_t hash) const;
@@ -208,24 +221,33 @@ class PresenceTable {
 
   // A topic's membership changed: its kept order is dropped.
   void topic_changed(TopicSlot* slot);
-  Id find_entry(Id topic, const Hashed& presence) const;
+  // Where a presence's chains start: the heads of its pid and of its
+  // (topic, key), found or not, and the presence itself if stored.
+  struct Heads {
+    IdTable::Spot pid;
+    IdTable::Spot topic_key;
+    Id found = kNone;
+  };
+  Heads locate(Id topic, const Hashed& presence) const;
+  // The presence in the chains from these heads (both found), or kNone.
+  Id walk_chains(Id pid_head, Id topic_key_head, Id topic, const Hashed& presence) const;
   // Notes a topic's slot and the keys under it in *presence.
   static void note_topic(Hashed* presence, Id topic);
   // put() of a presence noted with its topic's slot.
   Id put_into(Id topic, const Hashed& presence, Term meta, Id replica, Clock clock);
-  IdTable::Spot locate_entry(Id topic, const Hashed& presence) const;
-  // Adds a presence whose (topic, pid, key) locate_entry() found absent;
-  // presence holds its topic's slot and index keys.
-  Id insert_new(Id topic, const Hashed& presence, const IdTable::Spot& entry, Term meta, Id replica,
+  // Adds a presence whose (topic, pid, key) locate() found absent; presence
+  // holds its topic's slot and index keys.
+  Id insert_new(Id topic, const Hashed& presence, const Heads& heads, Term meta, Id replica,
                 Clock clock);
   void retag(Id id, Id replica, Clock clock);
+  // A record's meta and clock, in the record or in the side tables.
+  inline void set_meta(Id id, Term meta);
+  inline void set_clock(Id id, Clock clock);
 
   Id topic_key_head(Id topic, const Term& key, std::size_t key_hash) const;
   Id pid_head(const Term& pid, std::size_t pid_hash) const;
-  static std::size_t entry_hash(Id topic, std::size_t pid_hash, std::size_t key_hash);
   static std::size_t topic_key_hash(Id topic, std::size_t key_hash);
   // The hashes a record's id is indexed under, for growing the indexes.
-  std::size_t entry_hash_of(Id id) const;
   std::size_t topic_key_hash_of(Id id) const;
   std::size_t clock_hash_of(Id id) const;
 
@@ -247,9 +269,14 @@ class PresenceTable {
   std::vector<ReplicaSlot> replicas_;
   std::unordered_map<ReplicaRef, Id, ReplicaRefHash> replica_index_;
 
-  IdTable entries_;     // record ids keyed by (topic, pid, key)
   IdTable topic_keys_;  // chain heads keyed by (topic, key)
   IdTable pids_;        // chain heads keyed by pid
+
+  // The exceptions to the compact record: clocks of kWideClock and beyond,
+  // and metas that PackedTerm cannot hold (metas are maps but for callers
+  // of the State API that pass something else).
+  std::unordered_map<Id, Clock> wide_clocks_;
+  std::unordered_map<Id, Term> loose_metas_;
 };
 
 }  // namespace presence

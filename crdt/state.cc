@@ -319,11 +319,13 @@ void State::compact() {
 
 MergeResult State::merge(const Context& remote_context, const Clouds& remote_clouds,
                          const Values& remote_values) {
-  MergeResult result;
+  // Both selections read the table as it was before the merge.
   JoinCounts joins_per_replica;
-  result.joins = collect_joins(remote_values, &joins_per_replica);
+  const std::vector<const Values::value_type*> joining =
+      collect_joins(remote_values, &joins_per_replica);
   const std::vector<Id> leave_ids = collect_leaves(remote_context, remote_clouds, remote_values);
 
+  MergeResult result;
   union_clouds(remote_clouds);
   result.leaves = presences_of(leave_ids);
   for (const Presence& left : result.leaves) {
@@ -333,41 +335,9 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
 
   // A join of a key that is also leaving (a remote update) replaces the
   // record in place, as Phoenix's ETS insert does; other leaves go.
-  reserve_joins(result.joins.size(), joins_per_replica);
-  // Each put misses the cache in several indexes; asking for the slots of a
-  // put some joins ahead lets those misses overlap. The hashes computed for
-  // that are kept for the put.
-  constexpr std::size_t kAhead = 8;
-  const std::size_t count = result.joins.size();
-  const ReplicaRef* last_replica = nullptr;
-  Id last_slot = PresenceTable::kNone;
-  auto slot_of = [&](const ReplicaRef& replica) {
-    if (last_replica == nullptr || replica != *last_replica) {
-      last_replica = &replica;
-      last_slot = values_.intern_replica(replica);
-    }
-    return last_slot;
-  };
-  PresenceTable::Hashed ahead[kAhead];
-  auto hashed = [&](std::size_t i) {
-    const Presence& joined = result.joins[i];
-    return PresenceTable::Hashed(joined.topic, joined.pid, joined.key);
-  };
-  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) {
-    ahead[i] = hashed(i);
-    const Tag& tag = result.joins[i].tag;
-    values_.prefetch(&ahead[i], slot_of(tag.replica), tag.clock);
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    const PresenceTable::Hashed current = ahead[i % kAhead];
-    if (i + kAhead < count) {
-      const Presence& next = result.joins[i + kAhead];
-      ahead[i % kAhead] = hashed(i + kAhead);
-      values_.prefetch(&ahead[i % kAhead], slot_of(next.tag.replica), next.tag.clock);
-    }
-    const Presence& joined = result.joins[i];
-    values_.put(current, joined.meta, slot_of(joined.tag.replica), joined.tag.clock);
-  }
+  reserve_joins(joining.size(), joins_per_replica);
+  result.joins.reserve(joining.size());
+  put_joins(joining, &result.joins);
   for (std::size_t i = 0; i < leave_ids.size(); ++i) {
     if (values_.tag(leave_ids[i]) == result.leaves[i].tag) values_.erase(leave_ids[i]);
   }
@@ -381,9 +351,42 @@ MergeResult State::merge(const Context& remote_context, const Clouds& remote_clo
   return result;
 }
 
-std::vector<Presence> State::collect_joins(const Values& remote_values,
-                                           JoinCounts* per_replica) const {
-  std::vector<Presence> joins;
+void State::put_joins(const std::vector<const Values::value_type*>& joining,
+                      std::vector<Presence>* joins) {
+  // Each put misses the cache in several indexes; asking for the slots of a
+  // put some joins ahead lets those misses overlap. The hashes computed for
+  // that are kept for the put.
+  constexpr std::size_t kAhead = 8;
+  const std::size_t count = joining.size();
+  const ReplicaRef* last_replica = nullptr;
+  Id last_slot = PresenceTable::kNone;
+  auto slot_of = [&](const ReplicaRef& replica) {
+    if (last_replica == nullptr || replica != *last_replica) {
+      last_replica = &replica;
+      last_slot = values_.intern_replica(replica);
+    }
+    return last_slot;
+  };
+  PresenceTable::Hashed ahead[kAhead];
+  auto look_ahead = [&](std::size_t i) {
+    const auto& [tag, value] = *joining[i];
+    PresenceTable::Hashed* hashed = &ahead[i % kAhead];
+    *hashed = PresenceTable::Hashed(value.topic, value.pid, value.key);
+    values_.prefetch(hashed, slot_of(tag.replica), tag.clock);
+  };
+  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) look_ahead(i);
+  for (std::size_t i = 0; i < count; ++i) {
+    const PresenceTable::Hashed current = ahead[i % kAhead];
+    if (i + kAhead < count) look_ahead(i + kAhead);
+    const auto& [tag, value] = *joining[i];
+    values_.put(current, value.meta, slot_of(tag.replica), tag.clock);
+    joins->emplace_back(value.topic, value.pid, value.key, value.meta, tag);
+  }
+}
+
+std::vector<const Values::value_type*> State::collect_joins(const Values& remote_values,
+                                                            JoinCounts* per_replica) const {
+  std::vector<const Values::value_type*> joins;
   joins.reserve(remote_values.size());
   // Values come grouped by replica more often than not: what is known of the
   // replica is looked up once per run, and its count once per run of joins.
@@ -392,7 +395,8 @@ std::vector<Presence> State::collect_joins(const Values& remote_values,
   const Cloud* cloud = nullptr;
   Id slot = PresenceTable::kNone;
   std::size_t* run_count = nullptr;  // the replica's join count, once it has a join
-  for (const auto& [tag, value] : remote_values) {
+  for (const Values::value_type& entry : remote_values) {
+    const Tag& tag = entry.first;
     if (replica == nullptr || tag.replica != *replica) {
       replica = &tag.replica;
       auto in_context = context_.find(tag.replica);
@@ -409,7 +413,7 @@ std::vector<Presence> State::collect_joins(const Values& remote_values,
     if (slot != PresenceTable::kNone && values_.find(slot, tag.clock) != PresenceTable::kNone) {
       continue;
     }
-    joins.push_back({value.topic, value.pid, value.key, value.meta, tag});
+    joins.push_back(&entry);
     if (run_count == nullptr) run_count = &join_count(per_replica, tag.replica);
     ++*run_count;
   }

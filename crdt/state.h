@@ -250,7 +250,12 @@ class State {
                     const Values& remote_values);
   // Number of joins per replica, replicas in the order of their first join.
   using JoinCounts = std::vector<std::pair<ReplicaRef, std::size_t>>;
-  std::vector<Presence> collect_joins(const Values& remote_values, JoinCounts* per_replica) const;
+  // The remote values that are new here.
+  std::vector<const Values::value_type*> collect_joins(const Values& remote_values,
+                                                       JoinCounts* per_replica) const;
+  // Adds the selected values to the table, and to *joins as presences.
+  void put_joins(const std::vector<const Values::value_type*>& joining,
+                 std::vector<Presence>* joins);
   std::vector<Id> collect_leaves(const Context& remote_context, const Clouds& remote_clouds,
                                  const Values& remote_values) const;
   // Room in the presence table for the joins of a merge.

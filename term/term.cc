@@ -289,21 +289,6 @@ void Term::release() {
   if (node_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(type(), node_);
 }
 
-bool PackedTerm::fits(const Term& term) noexcept {
-  // The type byte must say nothing but the type (no inline mark) and the
-  // bytes after it must be unused, as for every boxed kind but a bitstring
-  // that does not end on a byte boundary.
-  static constexpr std::uint8_t kUnused[sizeof term.small_] = {};
-  return term.holds_node() && std::memcmp(term.small_, kUnused, sizeof kUnused) == 0 &&
-         (reinterpret_cast<std::uintptr_t>(term.node_) & kTypeMask) == 0;
-}
-
-PackedTerm::PackedTerm(Term term) noexcept {
-  assert(fits(term));
-  word_ = reinterpret_cast<std::uintptr_t>(term.node_) | term.tag_;
-  term.clear();  // the reference moves here
-}
-
 PackedTerm::PackedTerm(const PackedTerm& other) noexcept : word_(other.word_) {
   if (word_ != 0) node()->refs.fetch_add(1, std::memory_order_relaxed);
 }
@@ -316,8 +301,7 @@ Term PackedTerm::get() const {
   return t;
 }
 
-void PackedTerm::reset() noexcept {
-  if (word_ == 0) return;
+void PackedTerm::release() noexcept {
   Term owner(static_cast<TermType>(word_ & kTypeMask));
   owner.node_ = node();
   word_ = 0;

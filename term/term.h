@@ -34,6 +34,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -312,10 +313,20 @@ class Term {
 class PackedTerm {
  public:
   PackedTerm() noexcept = default;  // holds nothing
-  // True when the term can be packed.
-  static bool fits(const Term& term) noexcept;
+  // True when the term can be packed: its type byte says nothing but the
+  // type (no inline mark) and the bytes after it are unused, as for every
+  // boxed kind but a bitstring that does not end on a byte boundary.
+  static bool fits(const Term& term) noexcept {
+    static constexpr std::uint8_t kUnused[sizeof term.small_] = {};
+    return term.holds_node() && std::memcmp(term.small_, kUnused, sizeof kUnused) == 0 &&
+           (reinterpret_cast<std::uintptr_t>(term.node_) & kTypeMask) == 0;
+  }
   // Precondition: fits(term).
-  explicit PackedTerm(Term term) noexcept;
+  explicit PackedTerm(Term term) noexcept
+      : word_(reinterpret_cast<std::uintptr_t>(term.node_) | term.tag_) {
+    assert(fits(term));
+    term.clear();  // the reference moves here
+  }
   ~PackedTerm() { reset(); }
   PackedTerm(const PackedTerm& other) noexcept;
   PackedTerm(PackedTerm&& other) noexcept : word_(other.word_) { other.word_ = 0; }
@@ -328,9 +339,12 @@ class PackedTerm {
   // The term, sharing the node. Precondition: !empty().
   Term get() const;
   // Drops the reference; empty afterwards.
-  void reset() noexcept;
+  void reset() noexcept {
+    if (word_ != 0) release();
+  }
 
  private:
+  void release() noexcept;
   static constexpr std::uintptr_t kTypeMask = 0x0F;
   detail::Node* node() const { return reinterpret_cast<detail::Node*>(word_ & ~kTypeMask); }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -237,6 +238,112 @@ TEST(TopicOrder, ATopicEmptiedAndRefilledListsOnlyItsNewMembers) {
   a.join(value(2).pid, Term::binary("other"), Term::binary("x"), Term::map({}));
   a.join(value(2).pid, topic, Term::binary("new"), Term::map({}));
   EXPECT_EQ(listed_keys(a, topic), (std::vector<Term>{Term::binary("new")}));
+}
+
+// One pid tracked under many keys of a topic, and one key tracked by many
+// pids of it: lookups by {topic, pid, key} walk the two chains in turns.
+TEST(PresenceLookups, LongPidAndKeyChainsFindEveryPresenceAndNoOther) {
+  const Term topic = Term::binary("room");
+  const Term busy_pid = value(0).pid;
+  const Term shared_key = Term::binary("everyone");
+  State a({Atom("a"), 1});
+  for (std::uint32_t n = 1; n <= 300; ++n) {
+    ASSERT_TRUE(a.join(busy_pid, topic, Term::binary("k" + std::to_string(n)), Term::map({})));
+    ASSERT_TRUE(a.join(value(n).pid, topic, shared_key, Term::map({})));
+  }
+  ASSERT_TRUE(a.join(busy_pid, topic, shared_key, Term::map({})));
+  EXPECT_FALSE(a.join(busy_pid, topic, shared_key, Term::map({})));
+  EXPECT_FALSE(a.join(value(150).pid, topic, shared_key, Term::map({})));
+  EXPECT_FALSE(a.join(busy_pid, topic, Term::binary("k150"), Term::map({})));
+
+  for (std::uint32_t n = 1; n <= 300; ++n) {
+    const Term key = Term::binary("k" + std::to_string(n));
+    ASSERT_TRUE(a.get_by_pid(busy_pid, topic, key)) << n;
+    ASSERT_TRUE(a.get_by_pid(value(n).pid, topic, shared_key)) << n;
+    // The pid of one chain with the key of the other: never tracked.
+    EXPECT_FALSE(a.get_by_pid(value(n).pid, topic, key)) << n;
+    EXPECT_FALSE(a.get_by_pid(busy_pid, Term::binary("hall"), key)) << n;
+  }
+  EXPECT_EQ(a.get_by_pid(busy_pid).size(), 301u);
+  EXPECT_EQ(a.get_by_key(topic, shared_key).size(), 301u);
+
+  // Leaves from the middle and the ends of both chains.
+  for (std::uint32_t n : {1u, 150u, 300u}) {
+    ASSERT_TRUE(a.leave(busy_pid, topic, Term::binary("k" + std::to_string(n))));
+    ASSERT_TRUE(a.leave(value(n).pid, topic, shared_key));
+  }
+  for (std::uint32_t n = 1; n <= 300; ++n) {
+    const bool left = n == 1 || n == 150 || n == 300;
+    EXPECT_EQ(a.get_by_pid(busy_pid, topic, Term::binary("k" + std::to_string(n))).has_value(),
+              !left)
+        << n;
+    EXPECT_EQ(a.get_by_pid(value(n).pid, topic, shared_key).has_value(), !left) << n;
+  }
+  EXPECT_EQ(a.get_by_pid(busy_pid).size(), 298u);
+  EXPECT_EQ(a.get_by_key(topic, shared_key).size(), 298u);
+  EXPECT_EQ(a.leave(busy_pid).size(), 298u);
+  EXPECT_EQ(a.get_by_key(topic, shared_key).size(), 297u);
+}
+
+// A replica whose clock went past what a record keeps in 32 bits: its tags
+// keep their full value through merges, lists, removals and extracts.
+TEST(PresenceLookups, ClocksBeyondThirtyTwoBitsKeepTheirValue) {
+  const ReplicaRef b{Atom("b"), 1};
+  const Clock wide = Clock{1} << 40;
+  State a({Atom("a"), 1});
+  a.replica_up(b);
+  WholeState from_b;
+  from_b.replica = b;
+  from_b.context = {{b, wide + 2}};
+  from_b.replicas = {{b, ReplicaStatus::kUp}};
+  from_b.values = {{{b, 5}, value(1)},
+                   {{b, 0xFFFFFFFE}, value(2)},
+                   {{b, 0xFFFFFFFF}, value(3)},
+                   {{b, wide + 1}, value(4)}};
+  ASSERT_EQ(a.merge(from_b).joins.size(), 4u);
+  for (std::uint32_t n = 1; n <= 4; ++n) {
+    const std::optional<Presence> found = a.get_by_pid(value(n).pid, value(n).topic, value(n).key);
+    ASSERT_TRUE(found) << n;
+    EXPECT_EQ(found->tag, from_b.values.begin()[n - 1].first) << n;
+  }
+  const ReplicaRef c{Atom("c"), 1};
+  EXPECT_EQ(a.extract(c, {{b, 0}}).values, from_b.values);
+
+  // b no longer holds the two widest: a observes their removal.
+  from_b.context[b] = wide + 3;
+  from_b.values.erase({b, 0xFFFFFFFF});
+  from_b.values.erase({b, wide + 1});
+  const MergeResult removed = a.merge(from_b);
+  EXPECT_TRUE(removed.joins.empty());
+  ASSERT_EQ(removed.leaves.size(), 2u);
+  for (const Presence& left : removed.leaves) {
+    EXPECT_TRUE(left.tag.clock == 0xFFFFFFFF || left.tag.clock == wide + 1) << left.tag.clock;
+  }
+  EXPECT_EQ(a.get_by_topic(value(1).topic).size(), 2u);
+}
+
+// The State API takes any term as a meta (Phoenix's does); those that are
+// not maps are kept beside the records.
+TEST(PresenceLookups, MetasThatAreNotMapsAreKeptAndReplaced) {
+  const Term topic = Term::binary("room");
+  State a({Atom("a"), 1});
+  ASSERT_TRUE(a.join(value(1).pid, topic, Term::binary("k1"), Term::atom("online")));
+  ASSERT_TRUE(a.join(value(2).pid, topic, Term::binary("k2"), Term::integer(42)));
+  ASSERT_TRUE(a.join(value(3).pid, topic, Term::binary("k3"), Term::map({})));
+  EXPECT_EQ(a.get_by_pid(value(1).pid, topic, Term::binary("k1"))->meta, Term::atom("online"));
+  EXPECT_EQ(a.get_by_pid(value(2).pid, topic, Term::binary("k2"))->meta, Term::integer(42));
+
+  const Term map = Term::map({{Term::atom("status"), Term::binary("away")}});
+  ASSERT_TRUE(a.leave_join(value(1).pid, topic, Term::binary("k1"), map));
+  ASSERT_TRUE(a.leave_join(value(3).pid, topic, Term::binary("k3"), Term::binary("busy")));
+  EXPECT_EQ(a.get_by_pid(value(1).pid, topic, Term::binary("k1"))->meta, map);
+  EXPECT_EQ(a.get_by_pid(value(3).pid, topic, Term::binary("k3"))->meta, Term::binary("busy"));
+
+  ASSERT_TRUE(a.leave(value(2).pid, topic, Term::binary("k2")));
+  ASSERT_TRUE(a.join(value(4).pid, topic, Term::binary("k4"), Term::map({})));
+  std::vector<Term> metas;
+  for (const KeyMeta& entry : a.get_by_topic(topic)) metas.push_back(entry.meta);
+  EXPECT_EQ(metas, (std::vector<Term>{map, Term::binary("busy"), Term::map({})}));
 }
 
 }  // namespace
