@@ -12,10 +12,6 @@ std::size_t mix(std::size_t a, std::size_t b) {
   return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
 }
 
-std::size_t clock_hash(Clock clock) {
-  return std::hash<Clock>()(clock);
-}
-
 }  // namespace
 
 PresenceTable::Hashed::Hashed(const Term& topic, const Term& pid, const Term& key)
@@ -44,8 +40,7 @@ PresenceTable::Id PresenceTable::find(const Tag& tag) const {
 }
 
 PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
-  return replicas_[replica].by_clock.find(clock_hash(clock),
-                                          [&](Id id) { return this->clock(id) == clock; });
+  return replicas_[replica].by_clock.find(clock, clock_of());
 }
 
 Term PresenceTable::meta(Id id) const {
@@ -77,8 +72,7 @@ void PresenceTable::reserve(std::size_t count) {
 }
 
 void PresenceTable::reserve(Id replica, std::size_t count) {
-  IdTable& by_clock = replicas_[replica].by_clock;
-  by_clock.reserve(by_clock.size() + count, [this](Id id) { return clock_hash_of(id); });
+  replicas_[replica].by_clock.reserve(count);
 }
 
 PresenceTable::Id PresenceTable::insert(const Term& topic, const Term& pid, const Term& key,
@@ -100,7 +94,7 @@ void PresenceTable::prefetch(Hashed* presence, Id replica, Clock clock) const {
     topic_keys_.prefetch(presence->topic_key_hash);
   }
   pids_.prefetch(presence->pid_hash);
-  replicas_[replica].by_clock.prefetch(clock_hash(clock));
+  replicas_[replica].by_clock.prefetch(clock);
 }
 
 PresenceTable::Id PresenceTable::put(const Hashed& presence, Term meta, Id replica, Clock clock) {
@@ -175,8 +169,18 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   r.topic = topic_id;
   r.replica = replica_id;
   r.topic_pos = static_cast<Id>(slot.members.size());
-  set_meta(id, std::move(meta));
-  set_clock(id, clock);
+  // A fresh record holds no meta and clock 0: the side tables have nothing
+  // of it to drop.
+  if (PackedTerm::fits(meta)) [[likely]] {
+    r.meta = PackedTerm(std::move(meta));
+  } else {
+    set_meta(id, std::move(meta));
+  }
+  if (clock >= 0 && clock < kWideClock) [[likely]] {
+    r.clock = static_cast<std::uint32_t>(clock);
+  } else {
+    set_clock(id, clock);
+  }
 
   if (same_pid == kNone) {
     pids_.insert_at(heads.pid, id, [this](Id other) { return record(other).pid.hash(); });
@@ -192,8 +196,7 @@ PresenceTable::Id PresenceTable::insert_new(Id topic_id, const Hashed& presence,
   slot.members.push_back(id);
   topic_changed(&slot);
 
-  replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
-                                        [this](Id other) { return clock_hash_of(other); });
+  replicas_[replica_id].by_clock.insert(clock, id, clock_of());
   ++size_;
   return id;
 }
@@ -231,11 +234,10 @@ void PresenceTable::retag(Id id, Id replica_id, Clock clock) {
   const Clock old_clock = this->clock(id);
   if (replica_id == r.replica && clock == old_clock) return;
   assert(find(replica_id, clock) == kNone);
-  replicas_[r.replica].by_clock.erase(clock_hash(old_clock), id);
+  replicas_[r.replica].by_clock.erase(old_clock, id, clock_of());
   r.replica = replica_id;
   set_clock(id, clock);
-  replicas_[replica_id].by_clock.insert(clock_hash(clock), id,
-                                        [this](Id other) { return clock_hash_of(other); });
+  replicas_[replica_id].by_clock.insert(clock, id, clock_of());
 }
 
 void PresenceTable::erase(Id id) {
@@ -243,7 +245,7 @@ void PresenceTable::erase(Id id) {
   assert(r.topic != kNone);
   const std::size_t pid_hash = r.pid.hash();
   const std::size_t key_hash = r.key.hash();
-  replicas_[r.replica].by_clock.erase(clock_hash(clock(id)), id);
+  replicas_[r.replica].by_clock.erase(clock(id), id, clock_of());
 
   // A chain head is what the index points to: hand that over to the next
   // record of the chain, or drop the index entry with the chain.
@@ -443,7 +445,12 @@ PresenceTable::Id PresenceTable::intern_topic(const Term& topic, std::size_t has
     free_topics_.pop_back();
   }
   topics_[id].topic = topic;
-  topic_index_.insert(hash, id, [this](Id other) { return topics_[other].topic.hash(); });
+  // Every put looks its topic up: the index stays at most half full, which
+  // keeps those lookups near one probe for 4 bytes more per topic.
+  auto hash_of = [this](Id other) { return topics_[other].topic.hash(); };
+  const std::size_t wanted = 2 * (topic_index_.size() + 1);
+  if (!topic_index_.has_room(wanted)) topic_index_.reserve(wanted, hash_of);
+  topic_index_.insert(hash, id, hash_of);
   return id;
 }
 
@@ -488,10 +495,6 @@ std::size_t PresenceTable::topic_key_hash(Id topic, std::size_t key_hash) {
 std::size_t PresenceTable::topic_key_hash_of(Id id) const {
   const Record& r = record(id);
   return topic_key_hash(r.topic, r.key.hash());
-}
-
-std::size_t PresenceTable::clock_hash_of(Id id) const {
-  return clock_hash(clock(id));
 }
 
 void PresenceTable::link_after(Id head, Id id, Link Record::*link) {

@@ -3,7 +3,8 @@
 //
 // Each presence is one 72-byte record in a chunked array, named by a 32-bit
 // id. Records are indexed by
-//   tag                per replica, unique  (merges, replica up/down/remove)
+//   tag                per replica, unique  (merges, replica up/down/remove):
+//                      mostly an array by clock (crdt/clock_index.h)
 //   topic              a member array per topic, and its sorted order
 //                      until the topic changes    (get_by_topic)
 //   {topic, key}       a chain per pair     (get_by_key)
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "crdt/clock.h"
+#include "crdt/clock_index.h"
 #include "crdt/id_table.h"
 #include "term/term.h"
 
@@ -197,7 +199,7 @@ class PresenceTable {
   };
   struct ReplicaSlot {
     ReplicaRef ref;
-    IdTable by_clock;  // record ids keyed by their clock
+    ClockIndex by_clock;  // record ids by their clock
     bool down = false;
   };
 
@@ -241,15 +243,18 @@ class PresenceTable {
                 Clock clock);
   void retag(Id id, Id replica, Clock clock);
   // A record's meta and clock, in the record or in the side tables.
-  inline void set_meta(Id id, Term meta);
-  inline void set_clock(Id id, Clock clock);
+  void set_meta(Id id, Term meta);
+  void set_clock(Id id, Clock clock);
 
   Id topic_key_head(Id topic, const Term& key, std::size_t key_hash) const;
   Id pid_head(const Term& pid, std::size_t pid_hash) const;
   static std::size_t topic_key_hash(Id topic, std::size_t key_hash);
   // The hashes a record's id is indexed under, for growing the indexes.
   std::size_t topic_key_hash_of(Id id) const;
-  std::size_t clock_hash_of(Id id) const;
+  // Reads a record's clock back, for the replica indexes.
+  auto clock_of() const {
+    return [this](Id id) { return clock(id); };
+  }
 
   // Chain surgery over one of the three links.
   void link_after(Id head, Id id, Link Record::*link);

@@ -369,7 +369,11 @@ void State::put_joins(const std::vector<const Values::value_type*>& joining,
   };
   PresenceTable::Hashed ahead[kAhead];
   auto look_ahead = [&](std::size_t i) {
+    // The values a few joins further on, whose terms the next look ahead
+    // reads, and the meta that the put and the copy for joins count.
+    if (i + kAhead < count) __builtin_prefetch(joining[i + kAhead]);
     const auto& [tag, value] = *joining[i];
+    value.meta.prefetch_node();
     PresenceTable::Hashed* hashed = &ahead[i % kAhead];
     *hashed = PresenceTable::Hashed(value.topic, value.pid, value.key);
     values_.prefetch(hashed, slot_of(tag.replica), tag.clock);

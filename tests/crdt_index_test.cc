@@ -1,15 +1,19 @@
 // The compact indexes under the CRDT: IdTable (ids keyed through their
-// records), Values (presences by tag) and the kept order of topic lists.
+// records), ClockIndex (a replica's presences by clock), Values (presences
+// by tag), the kept order of topic lists and lookups through the chains.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <vector>
 
+#include "crdt/clock_index.h"
 #include "crdt/id_table.h"
 #include "crdt/state.h"
 #include "crdt/values.h"
@@ -133,6 +137,95 @@ TEST(IdTable, LocateFindsPresentKeysAndInsertsAbsentOnesWhereItLooked) {
         table.locate(keys.hash(k), [&](IdTable::Id id) { return keys.key[id] == k; });
     EXPECT_EQ(spot.found, erased.contains(k) ? IdTable::kNone : k) << k;
   }
+}
+
+// Clocks of a ClockIndex under test: clock[id].
+struct Clocks {
+  std::vector<Clock> clock;
+  auto clock_of() const {
+    return [this](ClockIndex::Id id) { return clock[id]; };
+  }
+  ClockIndex::Id add(ClockIndex* index, Clock c) {
+    clock.push_back(c);
+    const auto id = static_cast<ClockIndex::Id>(clock.size() - 1);
+    index->insert(c, id, clock_of());
+    return id;
+  }
+};
+
+std::set<ClockIndex::Id> all_ids(const ClockIndex& index) {
+  std::set<ClockIndex::Id> ids;
+  index.for_each([&](ClockIndex::Id id) { EXPECT_TRUE(ids.insert(id).second) << id; });
+  return ids;
+}
+
+TEST(ClockIndex, FindsClocksInAnyOrderAndNoAbsentOne) {
+  Clocks clocks;
+  ClockIndex index;
+  // A run, clocks older than its start, clocks far beyond its end, then a
+  // run that grows over some of those.
+  for (Clock c = 1000; c < 1200; ++c) clocks.add(&index, c);
+  for (Clock c = 999; c > 900; c -= 3) clocks.add(&index, c);
+  for (Clock c : {Clock{5000}, Clock{1} << 40, Clock{1300}}) clocks.add(&index, c);
+  for (Clock c = 1200; c < 1400; ++c) {
+    if (c != 1300) clocks.add(&index, c);
+  }
+  EXPECT_EQ(index.size(), clocks.clock.size());
+  for (ClockIndex::Id id = 0; id < clocks.clock.size(); ++id) {
+    ASSERT_EQ(index.find(clocks.clock[id], clocks.clock_of()), id) << clocks.clock[id];
+  }
+  for (Clock absent : {Clock{0}, Clock{998}, Clock{1400}, Clock{4999}, (Clock{1} << 40) + 1}) {
+    EXPECT_EQ(index.find(absent, clocks.clock_of()), ClockIndex::kNone) << absent;
+  }
+  EXPECT_EQ(all_ids(index).size(), clocks.clock.size());
+}
+
+TEST(ClockIndex, MatchesAMapThroughRandomInsertsAndErases) {
+  Clocks clocks;
+  ClockIndex index;
+  std::map<Clock, ClockIndex::Id> expected;
+  std::mt19937_64 rng(11);
+  Clock next = 1;
+  for (int step = 0; step < 20'000; ++step) {
+    const auto roll = rng() % 10;
+    if (roll < 5 || expected.empty()) {
+      // Mostly the next clock, sometimes a late or a far one.
+      Clock c = roll == 0 ? static_cast<Clock>(rng() % (next + 1000)) : next++;
+      if (expected.contains(c)) continue;
+      expected[c] = clocks.add(&index, c);
+    } else {
+      auto it = expected.begin();
+      std::advance(it, static_cast<long>(rng() % expected.size()));
+      index.erase(it->first, it->second, clocks.clock_of());
+      expected.erase(it);
+    }
+    if (step % 1000 == 0) {
+      for (const auto& [c, id] : expected) ASSERT_EQ(index.find(c, clocks.clock_of()), id) << c;
+    }
+  }
+  EXPECT_EQ(index.size(), expected.size());
+  std::set<ClockIndex::Id> ids;
+  for (const auto& [c, id] : expected) ids.insert(id);
+  EXPECT_EQ(all_ids(index), ids);
+}
+
+TEST(ClockIndex, AThinnedRunKeepsEveryRemainingClock) {
+  Clocks clocks;
+  ClockIndex index;
+  for (Clock c = 1; c <= 10'000; ++c) clocks.add(&index, c);
+  // Leaves of all but every tenth clock empty most of the run.
+  for (Clock c = 1; c <= 10'000; ++c) {
+    if (c % 10 != 0) index.erase(c, static_cast<ClockIndex::Id>(c - 1), clocks.clock_of());
+  }
+  EXPECT_EQ(index.size(), 1000u);
+  for (Clock c = 10; c <= 10'000; c += 10) {
+    ASSERT_EQ(index.find(c, clocks.clock_of()), static_cast<ClockIndex::Id>(c - 1)) << c;
+  }
+  EXPECT_EQ(index.find(11, clocks.clock_of()), ClockIndex::kNone);
+  // Later clocks start a run of their own.
+  for (Clock c = 10'001; c <= 10'100; ++c) clocks.add(&index, c);
+  EXPECT_EQ(index.size(), 1100u);
+  EXPECT_EQ(index.find(10'050, clocks.clock_of()), static_cast<ClockIndex::Id>(10'049));
 }
 
 Tag tag(const char* replica, Clock clock) {
