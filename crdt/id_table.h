@@ -26,9 +26,10 @@ class IdTable {
   using Id = std::uint32_t;
   static constexpr Id kNone = 0xFFFFFFFF;
   // A slot's top kCheckBits bits hold hash bits, the rest the id; ids must
-  // not exceed kMaxId (67,108,862).
+  // not exceed kMaxId (67,108,860), so that no slot holding one reads as
+  // empty or erased.
   static constexpr unsigned kCheckBits = 6;
-  static constexpr Id kMaxId = (Id{1} << (32 - kCheckBits)) - 2;
+  static constexpr Id kMaxId = (Id{1} << (32 - kCheckBits)) - 3;
 
   std::size_t size() const { return size_; }
 

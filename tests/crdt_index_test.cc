@@ -60,6 +60,18 @@ TEST(IdTable, FindsEveryInsertedIdAndNoAbsentKey) {
   }
 }
 
+TEST(IdTable, TheLargestIdIsFoundUnderEveryHash) {
+  // Under some hashes its slot has every check bit set: it must still read
+  // as an id, not as an empty or erased slot.
+  for (std::size_t hash = 0; hash < 2000; ++hash) {
+    IdTable table;
+    table.insert(hash, IdTable::kMaxId, [&](IdTable::Id) { return hash; });
+    ASSERT_EQ(table.find(hash, [](IdTable::Id id) { return id == IdTable::kMaxId; }),
+              IdTable::kMaxId)
+        << hash;
+  }
+}
+
 TEST(IdTable, KeysWithOneHashAreToldApartByThePredicate) {
   Keys keys;
   keys.hash = [](std::uint64_t) { return std::size_t{42}; };
