@@ -48,6 +48,13 @@ class ClockIndex {
   template <class ClockOf>
   void insert(Clock clock, Id id, ClockOf clock_of) {
     if (window_.empty()) base_ = clock;
+    // The common case: the clock after the window's last.
+    if (clock >= base_ && static_cast<std::uint64_t>(clock - base_) == window_.size()) {
+      if (window_.size() == window_.capacity()) window_.reserve(window_.size() * 5 / 4 + 16);
+      window_.push_back(id);
+      ++window_live_;
+      return;
+    }
     if (!in_window(clock) && clock >= base_ && takes(clock)) {
       grow_to(static_cast<std::size_t>(clock - base_) + 1);
     }
