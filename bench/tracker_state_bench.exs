@@ -64,7 +64,7 @@ defmodule TrackerStateBench do
   @client_node "client@127.0.0.1"
   @topics 100
   @batch 10_000
-  @runs 5
+  @runs 9
 
   def run do
     report_merge_into_empty()
