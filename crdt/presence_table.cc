@@ -43,11 +43,6 @@ PresenceTable::Id PresenceTable::find(Id replica, Clock clock) const {
   return replicas_[replica].by_clock.find(clock, clock_of());
 }
 
-Term PresenceTable::meta(Id id) const {
-  const Record& r = record(id);
-  return r.meta.empty() ? loose_metas_.at(id) : r.meta.get();
-}
-
 void PresenceTable::reserve(std::size_t count) {
   if (topic_keys_.has_room(topic_keys_.size() + count) && pids_.has_room(pids_.size() + count)) {
     return;

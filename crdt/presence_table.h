@@ -99,7 +99,10 @@ class PresenceTable {
   const Term& topic(Id id) const { return topics_[record(id).topic].topic; }
   const Term& pid(Id id) const { return record(id).pid; }
   const Term& key(Id id) const { return record(id).key; }
-  Term meta(Id id) const;
+  Term meta(Id id) const {
+    const Record& r = record(id);
+    return r.meta.empty() ? loose_metas_.at(id) : r.meta.get();
+  }
   Tag tag(Id id) const { return {replicas_[record(id).replica].ref, clock(id)}; }
   Clock clock(Id id) const {
     const Record& r = record(id);

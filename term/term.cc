@@ -293,14 +293,6 @@ PackedTerm::PackedTerm(const PackedTerm& other) noexcept : word_(other.word_) {
   if (word_ != 0) node()->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-Term PackedTerm::get() const {
-  assert(!empty());
-  Term t(static_cast<TermType>(word_ & kTypeMask));
-  t.node_ = node();
-  t.node_->refs.fetch_add(1, std::memory_order_relaxed);
-  return t;
-}
-
 void PackedTerm::release() noexcept {
   Term owner(static_cast<TermType>(word_ & kTypeMask));
   owner.node_ = node();

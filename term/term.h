@@ -343,7 +343,13 @@ class PackedTerm {
 
   bool empty() const { return word_ == 0; }
   // The term, sharing the node. Precondition: !empty().
-  Term get() const;
+  Term get() const {
+    assert(!empty());
+    Term t(static_cast<TermType>(word_ & kTypeMask));
+    t.node_ = node();
+    t.node_->refs.fetch_add(1, std::memory_order_relaxed);
+    return t;
+  }
   // Drops the reference; empty afterwards.
   void reset() noexcept {
     if (word_ != 0) release();
