@@ -352,7 +352,7 @@ void Hasher::tuple(const Term& tuple) {
 // Each key-value pair is hashed on its own from 0 and the pair hashes are
 // combined with xor, so the result does not depend on the order of entries.
 void Hasher::map(const Term& map) {
-  std::span<const std::pair<Term, Term>> entries = map.map_entries();
+  const MapEntries entries = map.map_entries();
   mix(static_cast<std::uint32_t>(entries.size()), kSeedMapSize);
   if (entries.empty()) return;
 

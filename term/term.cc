@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <stdexcept>
 #include <unordered_map>
+#include <vector>
 
 #include "term/term_order.h"
 
@@ -174,9 +175,17 @@ struct SeqNode : Node {
   Term* elements() { return reinterpret_cast<Term*>(this + 1); }
 };
 
-// `size` entries follow, sorted by key, without duplicates.
+// A map node comes in two layouts. Side by side: `size` (key, value) pairs
+// follow, sorted by key, without duplicates. Shaped: `size` holds
+// kShapedMark and a shape's number, and the values follow, one for each key
+// of the shape, in its order.
+constexpr std::uint32_t kShapedMark = std::uint32_t{1} << 31;
+
 struct MapNode : Node {
+  bool shaped() const { return (size & kShapedMark) != 0; }
+  std::uint32_t shape() const { return size & ~kShapedMark; }
   std::pair<Term, Term>* entries() { return reinterpret_cast<std::pair<Term, Term>*>(this + 1); }
+  Term* values() { return reinterpret_cast<Term*>(this + 1); }
 };
 
 struct PidNode : Node {
@@ -197,6 +206,7 @@ namespace {
 
 using detail::BigNode;
 using detail::BytesNode;
+using detail::kShapedMark;
 using detail::MapNode;
 using detail::PidNode;
 using detail::PortNode;
@@ -211,6 +221,83 @@ std::uint32_t checked_size(std::size_t size) {
     throw std::length_error("term too large for the external term format");
   }
   return static_cast<std::uint32_t>(size);
+}
+
+// Shapes: the key lists of maps whose keys are 1 to kMaxShapeKeys atoms.
+// Presence metas and most other maps a cluster exchanges have a handful of
+// atom keys, the same few sets over and over, so each set is kept once for
+// the process and such a map's node holds only its values (a two-entry map
+// takes 40 bytes instead of 72). Shapes are never freed; once kMaxShapes
+// exist, maps of further key sets keep their keys.
+constexpr std::size_t kMaxShapeKeys = 16;
+constexpr std::uint32_t kMaxShapes = 4096;
+constexpr std::uint32_t kNoShape = std::numeric_limits<std::uint32_t>::max();
+
+struct Shape {
+  std::vector<Term> keys;  // atoms, in map key order
+};
+
+bool same_keys(const Shape& shape, const std::vector<std::pair<Term, Term>>& entries) {
+  if (shape.keys.size() != entries.size()) return false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (shape.keys[i].as_atom() != entries[i].first.as_atom()) return false;
+  }
+  return true;
+}
+
+class ShapeTable {
+ public:
+  // The number of the shape with the keys of `entries` (atoms, sorted,
+  // hashed to `hash`), made if new; kNoShape when the table is full.
+  std::uint32_t intern(const std::vector<std::pair<Term, Term>>& entries, std::uint64_t hash) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto [first, last] = by_hash_.equal_range(hash);
+    for (auto it = first; it != last; ++it) {
+      if (same_keys(get(it->second), entries)) return it->second;
+    }
+    if (count_ == kMaxShapes) return kNoShape;
+    auto* shape = new Shape;
+    shape->keys.reserve(entries.size());
+    for (const auto& entry : entries) shape->keys.push_back(entry.first);
+    shapes_[count_].store(shape, std::memory_order_release);
+    by_hash_.emplace(hash, count_);
+    return count_++;
+  }
+
+  const Shape& get(std::uint32_t number) const {
+    return *shapes_[number].load(std::memory_order_acquire);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_multimap<std::uint64_t, std::uint32_t> by_hash_;
+  std::uint32_t count_ = 0;
+  std::atomic<const Shape*> shapes_[kMaxShapes] = {};
+};
+
+// Never destroyed: maps held by static objects may outlive any order of
+// destruction.
+ShapeTable& shapes() {
+  static auto* table = new ShapeTable;
+  return *table;
+}
+
+// The shape for a map's sorted, unique entries, or kNoShape. Each thread
+// remembers the shapes it used last, so a map of a known shape is built
+// without taking the table's lock.
+std::uint32_t shape_of(const std::vector<std::pair<Term, Term>>& entries) {
+  if (entries.empty() || entries.size() > kMaxShapeKeys) return kNoShape;
+  std::uint64_t hash = entries.size();
+  for (const auto& entry : entries) {
+    if (!entry.first.is_atom()) return kNoShape;
+    hash = (hash ^ entry.first.as_atom().hash()) * 0x9E3779B97F4A7C15ULL;
+  }
+  thread_local std::uint32_t recent[256] = {};  // a shape's number + 1, by hash
+  std::uint32_t& slot = recent[hash >> 56];
+  if (slot != 0 && same_keys(shapes().get(slot - 1), entries)) return slot - 1;
+  const std::uint32_t number = shapes().intern(entries, hash);
+  if (number != kNoShape) slot = number + 1;
+  return number;
 }
 
 // A node of type N with room for `count` items of type Item after it; the
@@ -248,7 +335,11 @@ void destroy(TermType type, detail::Node* node) {
     }
     case TermType::kMap: {
       auto* map = static_cast<MapNode*>(node);
-      std::destroy_n(map->entries(), map->size);
+      if (map->shaped()) {
+        std::destroy_n(map->values(), shapes().get(map->shape()).keys.size());
+      } else {
+        std::destroy_n(map->entries(), map->size);
+      }
       free_sized(map);
       return;
     }
@@ -448,9 +539,6 @@ struct KeyLess {
   bool operator()(const std::pair<Term, Term>& a, const std::pair<Term, Term>& b) const {
     return compare_terms(a.first, b.first, true) < 0;
   }
-  bool operator()(const std::pair<Term, Term>& a, const Term& key) const {
-    return compare_terms(a.first, key, true) < 0;
-  }
 };
 
 // Sorts entries by key; of equal keys, the last one given is kept.
@@ -468,8 +556,17 @@ std::vector<std::pair<Term, Term>> sorted_unique(std::vector<std::pair<Term, Ter
   return unique;
 }
 
-template <class Entries>
-MapNode* map_node(Entries&& entries) {
+// A node for sorted, unique entries, which it takes.
+MapNode* map_node(std::vector<std::pair<Term, Term>>& entries) {
+  const std::uint32_t shape = shape_of(entries);
+  if (shape != kNoShape) {
+    MapNode* node = allocate_sized<MapNode, Term>(entries.size());
+    node->size = kShapedMark | shape;
+    Term* value = node->values();
+    for (auto& entry : entries) new (value++) Term(std::move(entry.second));
+    return node;
+  }
+  if (entries.size() >= kShapedMark) throw std::length_error("map too large");
   MapNode* node = allocate_sized<MapNode, std::pair<Term, Term>>(entries.size());
   std::uninitialized_move(entries.begin(), entries.end(), node->entries());
   return node;
@@ -642,28 +739,54 @@ bool Term::as_string(std::string* out) const {
   return true;
 }
 
-std::span<const std::pair<Term, Term>> Term::map_entries() const {
+MapEntries Term::map_entries() const {
   assert(type() == TermType::kMap);
   auto& map = const_cast<MapNode&>(static_cast<const MapNode&>(node()));
+  if (map.shaped()) {
+    const Shape& shape = shapes().get(map.shape());
+    return {shape.keys.data(), map.values(), shape.keys.size()};
+  }
   return {map.entries(), map.size};
 }
 
+namespace {
+
+// The index of the first entry whose key is not below `key` in map key
+// order.
+std::size_t lower_bound(const MapEntries& entries, const Term& key) {
+  std::size_t low = 0;
+  std::size_t high = entries.size();
+  while (low < high) {
+    const std::size_t mid = low + (high - low) / 2;
+    if (compare_terms(entries.key(mid), key, true) < 0) {
+      low = mid + 1;
+    } else {
+      high = mid;
+    }
+  }
+  return low;
+}
+
+}  // namespace
+
 const Term* Term::find(const Term& key) const {
-  auto entries = map_entries();
-  auto it = std::lower_bound(entries.begin(), entries.end(), key, KeyLess());
-  if (it == entries.end() || compare_terms(it->first, key, true) != 0) return nullptr;
-  return &it->second;
+  const MapEntries entries = map_entries();
+  const std::size_t at = lower_bound(entries, key);
+  if (at == entries.size() || compare_terms(entries.key(at), key, true) != 0) return nullptr;
+  return &entries.value(at);
 }
 
 Term Term::map_put(Term key, Term value) const {
-  auto entries = map_entries();
-  auto it = std::lower_bound(entries.begin(), entries.end(), key, KeyLess());
-  bool replaces = it != entries.end() && compare_terms(it->first, key, true) == 0;
+  const MapEntries entries = map_entries();
+  const std::size_t at = lower_bound(entries, key);
+  const bool replaces = at != entries.size() && compare_terms(entries.key(at), key, true) == 0;
   std::vector<std::pair<Term, Term>> updated;
   updated.reserve(entries.size() + 1);
-  updated.assign(entries.begin(), it);
+  for (std::size_t i = 0; i < at; ++i) updated.emplace_back(entries.key(i), entries.value(i));
   updated.emplace_back(std::move(key), std::move(value));
-  updated.insert(updated.end(), replaces ? it + 1 : it, entries.end());
+  for (std::size_t i = replaces ? at + 1 : at; i < entries.size(); ++i) {
+    updated.emplace_back(entries.key(i), entries.value(i));
+  }
   Term t(TermType::kMap);
   t.node_ = map_node(updated);
   return t;

@@ -41,6 +41,7 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
@@ -101,6 +102,7 @@ class Atom {
 };
 
 class Term;
+class MapEntries;
 
 struct PidValue {
   Atom node;
@@ -224,7 +226,7 @@ class Term {
   bool as_string(std::string* out) const;
 
   // Maps.
-  std::span<const std::pair<Term, Term>> map_entries() const;
+  MapEntries map_entries() const;
   const Term* find(const Term& key) const;  // nullptr when absent
   const Term* find(std::string_view atom_key) const { return find(Term::atom(atom_key)); }
   // A copy of this map with key set to value.
@@ -257,7 +259,7 @@ class Term {
   // Asks the processor to load this Term's node, if any, for a copy (a
   // hint, for loops that copy many Terms from all over memory).
   void prefetch_node() const {
-    if (holds_node()) __builtin_prefetch(node_, /*rw=*/1);
+    if (holds_node()) __builtin_prefetch(node_, /*rw=*/0);
   }
 
   // Erlang-like rendering for logs and test failures, e.g.
@@ -310,6 +312,68 @@ class Term {
     const detail::AtomEntry* atom_;
     detail::Node* node_;  // null for the empty list
   };
+};
+
+// The entries of a map in key order, as (key, value) pairs of references
+// into the map, valid while the map lives. A map node keeps its entries side
+// by side, or, when its keys are a few atoms, keeps only its values and
+// takes the keys from a key list shared by all maps of the same keys (see
+// Term::map).
+class MapEntries {
+ public:
+  using Entry = std::pair<const Term&, const Term&>;
+
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Entry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Entry;
+
+    iterator() = default;
+    Entry operator*() const { return (*entries_)[index_]; }
+    iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator before = *this;
+      ++index_;
+      return before;
+    }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.index_ == b.index_; }
+
+   private:
+    friend class MapEntries;
+    iterator(const MapEntries* entries, std::size_t index) : entries_(entries), index_(index) {}
+    const MapEntries* entries_ = nullptr;
+    std::size_t index_ = 0;
+  };
+
+  // Entries kept side by side.
+  MapEntries(const std::pair<Term, Term>* pairs, std::size_t size) : pairs_(pairs), size_(size) {}
+  // Keys and values in two arrays of `size` Terms.
+  MapEntries(const Term* keys, const Term* values, std::size_t size)
+      : keys_(keys), values_(values), size_(size) {}
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const Term& key(std::size_t index) const {
+    return pairs_ != nullptr ? pairs_[index].first : keys_[index];
+  }
+  const Term& value(std::size_t index) const {
+    return pairs_ != nullptr ? pairs_[index].second : values_[index];
+  }
+  Entry operator[](std::size_t index) const { return {key(index), value(index)}; }
+  iterator begin() const { return {this, 0}; }
+  iterator end() const { return {this, size_}; }
+
+ private:
+  const std::pair<Term, Term>* pairs_ = nullptr;
+  const Term* keys_ = nullptr;
+  const Term* values_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 // A Term whose whole value is its node (a map, tuple, list, long binary,

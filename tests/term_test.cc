@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "term/codec.h"
+#include "term/phash2.h"
 
 namespace presence {
 
@@ -250,6 +251,100 @@ TEST(Term, MapEntriesAreInKeyOrderWithIntegersBeforeFloats) {
   std::vector<Term> keys;
   for (const auto& entry : map.map_entries()) keys.push_back(entry.first);
   EXPECT_EQ(keys, (std::vector<Term>{int_(1), int_(2), flt(0.5), flt(1.0), atm("k")}));
+}
+
+// Maps of up to 16 atom keys keep their keys in a list shared by all maps of
+// the same keys; past 16 keys, or with any other key, a map keeps its own.
+// Both must read, compare, hash and encode alike.
+TEST(Term, MapsOfAtomKeysBehaveTheSameAtEverySize) {
+  std::mt19937 random(7);
+  for (int size = 1; size <= 20; ++size) {
+    std::vector<std::pair<Term, Term>> entries;
+    for (int i = 0; i < size; ++i) {
+      entries.emplace_back(atm("k" + std::to_string(100 + i)), bin("value " + std::to_string(i)));
+    }
+    std::vector<std::pair<Term, Term>> shuffled = entries;
+    std::shuffle(shuffled.begin(), shuffled.end(), random);
+    const Term map = Term::map(shuffled);
+    const Term same = Term::map(entries);
+
+    ASSERT_EQ(map.map_entries().size(), static_cast<std::size_t>(size));
+    for (int i = 0; i < size; ++i) {
+      EXPECT_EQ(map.map_entries()[i].first, entries[i].first) << size;
+      EXPECT_EQ(map.map_entries()[i].second, entries[i].second) << size;
+      ASSERT_NE(map.find(entries[i].first), nullptr) << size;
+      EXPECT_EQ(*map.find(entries[i].first), entries[i].second) << size;
+    }
+    EXPECT_EQ(map.find("k099"), nullptr);
+    EXPECT_EQ(map, same);
+    EXPECT_EQ(map.hash(), same.hash());
+    EXPECT_EQ(phash2(map), phash2(same));
+    EXPECT_EQ(decoded(encode(map)), map) << size;
+    EXPECT_EQ(encode(map), encode(same));
+
+    const Term bigger = map.map_put(atm("k999"), int_(1));
+    EXPECT_EQ(bigger.map_entries().size(), static_cast<std::size_t>(size + 1));
+    EXPECT_LT(map, bigger);  // maps order by size first
+    const Term changed = map.map_put(entries.back().first, bin("other"));
+    EXPECT_EQ(changed.map_entries().size(), static_cast<std::size_t>(size));
+    EXPECT_NE(changed, map);
+    EXPECT_EQ(*map.find(entries.back().first), entries.back().second);  // map is unchanged
+  }
+}
+
+TEST(Term, MapsOfAtomKeysCompareWithMapsOfOtherKeysInTermOrder) {
+  const Term atoms = Term::map({{atm("a"), int_(1)}, {atm("b"), int_(2)}});
+  const Term mixed = Term::map({{int_(1), int_(1)}, {atm("b"), int_(2)}});
+  // Same size: the lowest differing key decides, and a number is below an atom.
+  EXPECT_LT(mixed, atoms);
+  EXPECT_GT(atoms, mixed);
+  EXPECT_NE(atoms.hash(), mixed.hash());
+  const Term grown = mixed.map_put(int_(1), int_(5));
+  EXPECT_EQ(*grown.find(int_(1)), int_(5));
+}
+
+TEST(Term, MapsOfManyKeySetsAllWork) {
+  // More distinct key sets than are ever shared: later maps keep their keys.
+  std::vector<Term> maps;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string n = std::to_string(i);
+    maps.push_back(Term::map({{atm("set" + n), int_(i)}, {atm("phx_ref"), bin(n)}}));
+  }
+  for (int i = 0; i < 5000; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_NE(maps[i].find("set" + n), nullptr) << i;
+    EXPECT_EQ(*maps[i].find("set" + n), int_(i));
+    EXPECT_EQ(*maps[i].find("phx_ref"), bin(n));
+    EXPECT_EQ(decoded(encode(maps[i])), maps[i]);
+  }
+  EXPECT_NE(maps[0], maps[4999]);
+}
+
+TEST(Term, MapsOfTheSameKeysBuiltOnManyThreadsAgree) {
+  constexpr int kThreads = 4;
+  constexpr int kSets = 300;
+  std::vector<std::vector<Term>> built(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &built] {
+      for (int i = 0; i < kSets; ++i) {
+        // Each thread goes through the key sets in its own order.
+        const int set = (i * (2 * t + 1)) % kSets;
+        const std::string n = std::to_string(set);
+        built[t].push_back(Term::map({{atm("thread_key" + n), int_(set)}, {atm("name"), bin(n)}}));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kSets; ++i) {
+      const int set = (i * (2 * t + 1)) % kSets;
+      const std::string n = std::to_string(set);
+      EXPECT_EQ(built[t][i],
+                Term::map({{atm("name"), bin(n)}, {atm("thread_key" + n), int_(set)}}));
+      EXPECT_EQ(*built[t][i].find("thread_key" + n), int_(set));
+    }
+  }
 }
 
 TEST(Term, CopiesSharedAcrossThreadsStayIntact) {
