@@ -9,9 +9,6 @@
 // size of a presence diff for one user.
 #include <benchmark/benchmark.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -19,8 +16,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/node.h"
 #include "tests/support/erl_node.h"
 
@@ -55,9 +53,15 @@ constexpr const char* kBeamScript = R"(
 struct Cluster {
   Cluster() : work(boost::asio::make_work_guard(io)) {
     testing::ensure_epmd();
-    beam = std::make_unique<ErlNode>(
-        ErlNode::Options{.name = "dist_bench_beam", .cookie = kCookie, .script = kBeamScript});
-    node = Node::create(io, NodeOptions{.name = "dist_bench_cpp", .cookie = kCookie});
+    ErlNode::Options beam_options;
+    beam_options.name = "dist_bench_beam";
+    beam_options.cookie = kCookie;
+    beam_options.script = kBeamScript;
+    beam = std::make_unique<ErlNode>(std::move(beam_options));
+    NodeOptions node_options;
+    node_options.name = "dist_bench_cpp";
+    node_options.cookie = kCookie;
+    node = Node::create(io, std::move(node_options));
     started = beam->ready() && node->start();
     thread = std::thread([this] { io.run(); });
     if (started) connected = connect();

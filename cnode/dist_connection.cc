@@ -1,12 +1,9 @@
 #include "cnode/dist_connection.h"
 
 #include <algorithm>
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/dist_bytes.h"
 #include "cnode/epmd_client.h"
 #include "term/codec.h"

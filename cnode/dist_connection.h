@@ -7,17 +7,15 @@
 // callback into its owner runs there.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/dist_handshake.h"
 #include "cnode/node.h"
 #include "term/term.h"

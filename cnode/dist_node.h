@@ -15,10 +15,6 @@
 #pragma once
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,9 +23,10 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/dist_connection.h"
 #include "cnode/dist_control.h"
 #include "cnode/epmd_client.h"

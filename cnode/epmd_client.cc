@@ -1,13 +1,10 @@
 #include "cnode/epmd_client.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <memory>
 #include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/dist_bytes.h"
 
 namespace presence::epmd {

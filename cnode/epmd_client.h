@@ -10,14 +10,14 @@
 // closes a PORT_PLEASE2 connection after its answer.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
+
+#include "cnode/asio.h"
 
 namespace presence::epmd {
 

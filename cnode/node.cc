@@ -3,11 +3,11 @@
 #include <netdb.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/dist_node.h"
 #include "cnode/log.h"
 

@@ -12,19 +12,16 @@
 // thread.
 #pragma once
 
-// clang-format off
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-// clang-format on
-
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "term/term.h"
 
 namespace presence {

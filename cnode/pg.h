@@ -23,7 +23,6 @@
 // change handlers are called there.
 #pragma once
 
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -31,9 +30,10 @@
 #include <memory>
 #include <span>
 #include <unordered_map>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/node.h"
 #include "term/term.h"
 

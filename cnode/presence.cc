@@ -1,12 +1,11 @@
 #include "cnode/presence.h"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cassert>
 #include <mutex>
 #include <set>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/peer_input.h"
 #include "cnode/tracker_options.h"
 

@@ -1,13 +1,12 @@
 // presence_node: a C++ node of an Erlang cluster. See --help.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/control.h"
 #include "cnode/heap_policy.h"
 #include "cnode/node.h"

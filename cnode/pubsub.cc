@@ -1,10 +1,10 @@
 #include "cnode/pubsub.h"
 
-#include <boost/asio/dispatch.hpp>
 #include <cassert>
 #include <exception>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/peer_input.h"
 
 namespace presence {

@@ -11,14 +11,14 @@
 // Threading: everything, including the DiffSink, runs on the node thread.
 #pragma once
 
-#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <unordered_map>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 
+#include "cnode/asio.h"
 #include "cnode/node.h"
 #include "cnode/pubsub.h"
 #include "cnode/tracker_options.h"

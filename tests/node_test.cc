@@ -9,11 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <thread>
 
+#include "cnode/asio.h"
 #include "cnode/dist_control.h"
 #include "cnode/dist_handshake.h"
 #include "tests/support/erl_node.h"

@@ -2,9 +2,9 @@
 // the node thread and from other threads, and its liveness check.
 #include <gtest/gtest.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <thread>
 
+#include "cnode/asio.h"
 #include "cnode/presence.h"
 #include "tests/support/tracker_cluster.h"
 

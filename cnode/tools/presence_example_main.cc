@@ -6,15 +6,14 @@
 // MyApp.PubSub and the tracker MyApp.Presence, opens a session from a
 // service thread, tracks "alice" on "room:1", prints the topic's presences
 // and the diffs it sees for ten seconds, then closes the session and stops.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <thread>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/node.h"
 #include "cnode/pg.h"
 #include "cnode/presence.h"

@@ -4,7 +4,6 @@
 // function on an Erlang node through its erl_node_rpc process.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,9 +11,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
+#include "cnode/asio.h"
 #include "cnode/node.h"
 #include "term/term.h"
 #include "tests/support/erl_node.h"

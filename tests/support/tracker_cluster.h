@@ -16,7 +16,7 @@
 #include <future>
 #include <memory>
 #include <string>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <utility>
 #include <vector>
 
 #include "cnode/control.h"
