@@ -383,8 +383,9 @@ void State::put_joins(const std::vector<const Values::value_type*>& joining,
     const PresenceTable::Hashed current = ahead[i % kAhead];
     if (i + kAhead < count) look_ahead(i + kAhead);
     const auto& [tag, value] = *joining[i];
-    values_.put(current, value.meta, slot_of(tag.replica), tag.clock);
-    joins->emplace_back(value.topic, value.pid, value.key, value.meta, tag);
+    auto [stored_meta, joined_meta] = value.meta.copy_twice();
+    values_.put(current, std::move(stored_meta), slot_of(tag.replica), tag.clock);
+    joins->emplace_back(value.topic, value.pid, value.key, std::move(joined_meta), tag);
   }
 }
 

@@ -256,6 +256,17 @@ class Term {
     return static_cast<std::size_t>(h ^ (h >> 32));
   }
 
+  // Two copies of this Term for one update of its node's count: a counted
+  // update is an atomic read-modify-write, costly in loops that copy many
+  // Terms.
+  std::pair<Term, Term> copy_twice() const {
+    std::pair<Term, Term> copies;
+    std::memcpy(static_cast<void*>(&copies.first), this, sizeof(Term));
+    std::memcpy(static_cast<void*>(&copies.second), this, sizeof(Term));
+    if (holds_node()) node_->refs.fetch_add(2, std::memory_order_relaxed);
+    return copies;
+  }
+
   // Asks the processor to load this Term's node, if any, for a copy (a
   // hint, for loops that copy many Terms from all over memory).
   void prefetch_node() const {

@@ -347,6 +347,24 @@ TEST(Term, MapsOfTheSameKeysBuiltOnManyThreadsAgree) {
   }
 }
 
+TEST(Term, CopyTwiceGivesTwoCopiesThatOutliveTheOriginal) {
+  std::pair<Term, Term> boxed;
+  std::pair<Term, Term> short_binary;
+  {
+    const Term map = Term::map({{atm("phx_ref"), bin("a binary longer than fourteen bytes")}});
+    const Term inline_binary = bin("short");
+    boxed = map.copy_twice();
+    short_binary = inline_binary.copy_twice();
+    EXPECT_EQ(boxed.first, map);
+    EXPECT_EQ(boxed.second, map);
+  }
+  EXPECT_EQ(*boxed.first.find("phx_ref"), bin("a binary longer than fourteen bytes"));
+  boxed.first = Term();
+  EXPECT_EQ(*boxed.second.find("phx_ref"), bin("a binary longer than fourteen bytes"));
+  EXPECT_EQ(short_binary.first, bin("short"));
+  EXPECT_EQ(short_binary.second, bin("short"));
+}
+
 TEST(Term, CopiesSharedAcrossThreadsStayIntact) {
   Term shared = Term::map({{atm("list"), Term::list({bin("x"), int_(1)})}, {int_(1), bin("y")}});
   std::string expected = shared.to_string();
