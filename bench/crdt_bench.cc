@@ -12,12 +12,13 @@
 //   compacted and its delta reset, as a shard's broadcasts would do.
 //
 // Merges take their transfer or delta as decoded from the external format,
-// as a replica receives it. Timed sections exclude setup (each iteration works on a fresh copy made
-// outside the timing). The heap keeps freed memory for reuse, as
-// presence_node's does (cnode/heap_policy.h), so an iteration does not pay
-// for faulting in again the pages the previous one gave back. Memory is counted by a replacement of
-// the global operator new/delete (usable bytes of every live allocation) and cross-checked with
-// mallinfo2 (arena and mmapped bytes in use).
+// as a replica receives it. Timed sections exclude setup (each iteration
+// works on a fresh copy made outside the timing). The heap keeps freed memory
+// for reuse, as presence_node's does (cnode/heap_policy.h), so an iteration
+// does not pay for faulting in again the pages the previous one gave back.
+// Memory is counted by a replacement of the global operator new/delete
+// (usable bytes of every live allocation) and cross-checked with mallinfo2
+// (arena and mmapped bytes in use).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 

@@ -334,6 +334,8 @@ class MapEntries {
  public:
   using Entry = std::pair<const Term&, const Term&>;
 
+  // Holds the positions it reads, not the MapEntries it came from, so it
+  // stays valid as long as the map does.
   class iterator {
    public:
     using iterator_category = std::forward_iterator_tag;
@@ -343,7 +345,10 @@ class MapEntries {
     using reference = Entry;
 
     iterator() = default;
-    Entry operator*() const { return (*entries_)[index_]; }
+    Entry operator*() const {
+      if (pairs_ != nullptr) return {pairs_[index_].first, pairs_[index_].second};
+      return {keys_[index_], values_[index_]};
+    }
     iterator& operator++() {
       ++index_;
       return *this;
@@ -357,8 +362,11 @@ class MapEntries {
 
    private:
     friend class MapEntries;
-    iterator(const MapEntries* entries, std::size_t index) : entries_(entries), index_(index) {}
-    const MapEntries* entries_ = nullptr;
+    iterator(const MapEntries& entries, std::size_t index)
+        : pairs_(entries.pairs_), keys_(entries.keys_), values_(entries.values_), index_(index) {}
+    const std::pair<Term, Term>* pairs_ = nullptr;
+    const Term* keys_ = nullptr;
+    const Term* values_ = nullptr;
     std::size_t index_ = 0;
   };
 
@@ -370,15 +378,11 @@ class MapEntries {
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  const Term& key(std::size_t index) const {
-    return pairs_ != nullptr ? pairs_[index].first : keys_[index];
-  }
-  const Term& value(std::size_t index) const {
-    return pairs_ != nullptr ? pairs_[index].second : values_[index];
-  }
-  Entry operator[](std::size_t index) const { return {key(index), value(index)}; }
-  iterator begin() const { return {this, 0}; }
-  iterator end() const { return {this, size_}; }
+  const Term& key(std::size_t index) const { return (*this)[index].first; }
+  const Term& value(std::size_t index) const { return (*this)[index].second; }
+  Entry operator[](std::size_t index) const { return *iterator(*this, index); }
+  iterator begin() const { return {*this, 0}; }
+  iterator end() const { return {*this, size_}; }
 
  private:
   const std::pair<Term, Term>* pairs_ = nullptr;
