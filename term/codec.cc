@@ -3,11 +3,13 @@
 #include <ei.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace presence {
@@ -119,6 +121,20 @@ std::optional<std::size_t> utf8_characters(std::string_view text) {
 // ei call, every byte that call will read is checked to lie before end_.
 // Counts read from the input are bounded by the bytes left before anything
 // is allocated for them.
+// Tuples and maps of up to this many elements or entries are gathered on the
+// stack while their contents decode, so that building one allocates only
+// its node. Deeply nested terms pay this many Terms of stack a level.
+constexpr std::size_t kGatheredOnStack = 4;
+
+// Room for count items: the start of `small` when they fit, else `large`
+// sized to count.
+template <class T, std::size_t N>
+std::span<T> room(std::size_t count, std::array<T, N>* small, std::vector<T>* large) {
+  if (count <= N) return {small->data(), count};
+  large->resize(count);
+  return *large;
+}
+
 class Decoder {
  public:
   Decoder(const char* buf, int end) : buf_(buf), end_(end) {}
@@ -358,11 +374,13 @@ class Decoder {
     }
     if (!need(*idx, arity)) return false;  // each element takes a byte at least; arity >= 0
     if (arity > 0 && !deeper(start, depth)) return false;
-    std::vector<Term> elements(static_cast<std::size_t>(arity));
+    std::array<Term, kGatheredOnStack> small;
+    std::vector<Term> large;
+    std::span<Term> elements = room(static_cast<std::size_t>(arity), &small, &large);
     for (Term& element : elements) {
       if (!term(idx, depth + 1, &element)) return false;
     }
-    *out = Term::tuple(std::move(elements));
+    *out = Term::tuple(elements);
     return true;
   }
 
@@ -408,11 +426,14 @@ class Decoder {
     if (!need(start, 5) || !ei_ok(ei_decode_map_header(buf_, idx, &arity), start)) return false;
     if (!need(*idx, 2 * static_cast<std::int64_t>(arity))) return false;
     if (arity > 0 && !deeper(start, depth)) return false;
-    std::vector<std::pair<Term, Term>> entries(static_cast<std::size_t>(arity));
+    std::array<std::pair<Term, Term>, kGatheredOnStack> small;
+    std::vector<std::pair<Term, Term>> large;
+    std::span<std::pair<Term, Term>> entries =
+        room(static_cast<std::size_t>(arity), &small, &large);
     for (auto& [key, value] : entries) {
       if (!term(idx, depth + 1, &key) || !term(idx, depth + 1, &value)) return false;
     }
-    Term result = Term::map(std::move(entries));
+    Term result = Term::map(entries);
     // The BEAM refuses a map that names a key twice.
     if (result.map_entries().size() != static_cast<std::size_t>(arity)) {
       return fail(DecodeErrc::kMalformed, start);

@@ -4,11 +4,13 @@
 #include <atomic>
 #include <cassert>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <shared_mutex>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
@@ -237,7 +239,7 @@ struct Shape {
   std::vector<Term> keys;  // atoms, in map key order
 };
 
-bool same_keys(const Shape& shape, const std::vector<std::pair<Term, Term>>& entries) {
+bool same_keys(const Shape& shape, std::span<const std::pair<Term, Term>> entries) {
   if (shape.keys.size() != entries.size()) return false;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (shape.keys[i].as_atom() != entries[i].first.as_atom()) return false;
@@ -249,7 +251,7 @@ class ShapeTable {
  public:
   // The number of the shape with the keys of `entries` (atoms, sorted,
   // hashed to `hash`), made if new; kNoShape when the table is full.
-  std::uint32_t intern(const std::vector<std::pair<Term, Term>>& entries, std::uint64_t hash) {
+  std::uint32_t intern(std::span<const std::pair<Term, Term>> entries, std::uint64_t hash) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto [first, last] = by_hash_.equal_range(hash);
     for (auto it = first; it != last; ++it) {
@@ -285,7 +287,7 @@ ShapeTable& shapes() {
 // The shape for a map's sorted, unique entries, or kNoShape. Each thread
 // remembers the shapes it used last, so a map of a known shape is built
 // without taking the table's lock.
-std::uint32_t shape_of(const std::vector<std::pair<Term, Term>>& entries) {
+std::uint32_t shape_of(std::span<const std::pair<Term, Term>> entries) {
   if (entries.empty() || entries.size() > kMaxShapeKeys) return kNoShape;
   std::uint64_t hash = entries.size();
   for (const auto& entry : entries) {
@@ -488,8 +490,14 @@ SeqNode* seq_node(std::vector<Term>&& elements, std::span<const Term> more, Term
 }  // namespace
 
 Term Term::tuple(std::vector<Term> elements) {
+  return tuple(std::span<Term>(elements));
+}
+
+Term Term::tuple(std::span<Term> elements) {
+  SeqNode* node = allocate_sized<SeqNode, Term>(elements.size());
+  std::uninitialized_move(elements.begin(), elements.end(), node->elements());
   Term t(TermType::kTuple);
-  t.node_ = seq_node(std::move(elements), {}, Term());
+  t.node_ = node;
   return t;
 }
 
@@ -557,7 +565,7 @@ std::vector<std::pair<Term, Term>> sorted_unique(std::vector<std::pair<Term, Ter
 }
 
 // A node for sorted, unique entries, which it takes.
-MapNode* map_node(std::vector<std::pair<Term, Term>>& entries) {
+MapNode* map_node(std::span<std::pair<Term, Term>> entries) {
   const std::uint32_t shape = shape_of(entries);
   if (shape != kNoShape) {
     MapNode* node = allocate_sized<MapNode, Term>(entries.size());
@@ -575,15 +583,22 @@ MapNode* map_node(std::vector<std::pair<Term, Term>>& entries) {
 }  // namespace
 
 Term Term::map(std::vector<std::pair<Term, Term>> entries) {
+  return map(std::span<std::pair<Term, Term>>(entries));
+}
+
+Term Term::map(std::span<std::pair<Term, Term>> entries) {
   auto out_of_order = [](const auto& a, const auto& b) {
     return compare_terms(a.first, b.first, true) >= 0;
   };
+  Term t(TermType::kMap);
   // Decoded maps usually arrive sorted already (the BEAM's small-map order).
   if (std::adjacent_find(entries.begin(), entries.end(), out_of_order) != entries.end()) {
-    entries = sorted_unique(std::move(entries));
+    std::vector<std::pair<Term, Term>> sorted = sorted_unique(
+        {std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end())});
+    t.node_ = map_node(sorted);
+  } else {
+    t.node_ = map_node(entries);
   }
-  Term t(TermType::kMap);
-  t.node_ = map_node(entries);
   return t;
 }
 

@@ -176,11 +176,15 @@ class Term {
   static Term bitstring(std::string_view bytes, unsigned bits_in_last_byte);
   static Term tuple(std::vector<Term> elements);
   static Term tuple(std::initializer_list<Term> elements);
+  // Takes the elements: moves them out of the span.
+  static Term tuple(std::span<Term> elements);
   static Term list(std::vector<Term> elements, Term tail = Term());
   static Term list(std::initializer_list<Term> elements);
   static Term string(std::string_view latin1);                  // a list of small integers
   static Term map(std::vector<std::pair<Term, Term>> entries);  // last duplicate wins
   static Term map(std::initializer_list<std::pair<Term, Term>> entries);
+  // Takes the entries: moves them out of the span. Last duplicate wins.
+  static Term map(std::span<std::pair<Term, Term>> entries);
   static Term pid(PidValue value);
   static Term port(PortValue value);
   static Term reference(RefValue value);

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <limits>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -363,6 +364,33 @@ TEST(Term, CopyTwiceGivesTwoCopiesThatOutliveTheOriginal) {
   EXPECT_EQ(*boxed.second.find("phx_ref"), bin("a binary longer than fourteen bytes"));
   EXPECT_EQ(short_binary.first, bin("short"));
   EXPECT_EQ(short_binary.second, bin("short"));
+}
+
+TEST(Term, TuplesAndMapsTakenFromSpansMatchTheOtherConstructors) {
+  std::vector<Term> elements = {bin("a binary longer than fourteen bytes"), int_(1), atm("x")};
+  std::vector<Term> copy = elements;
+  EXPECT_EQ(Term::tuple(std::span<Term>(copy)), Term::tuple(elements));
+
+  std::vector<std::pair<Term, Term>> entries = {
+      {atm("b"), int_(2)}, {atm("a"), int_(1)}, {atm("b"), int_(3)}};
+  std::vector<std::pair<Term, Term>> moved = entries;
+  const Term map = Term::map(std::span<std::pair<Term, Term>>(moved));
+  EXPECT_EQ(map, Term::map(entries));
+  EXPECT_EQ(map.map_entries().size(), 2u);
+  EXPECT_EQ(*map.find("b"), int_(3));  // the last duplicate wins
+}
+
+TEST(Term, TuplesOfEveryArityRoundTripThroughTheCodec) {
+  for (int arity = 0; arity <= 12; ++arity) {
+    std::vector<Term> elements;
+    for (int i = 0; i < arity; ++i) {
+      elements.push_back(i % 2 ? int_(i) : bin("element number " + std::to_string(i)));
+    }
+    const Term tuple = Term::tuple(elements);
+    const Term back = decoded(encode(tuple));
+    EXPECT_EQ(back, tuple) << arity;
+    EXPECT_EQ(back.size(), static_cast<std::size_t>(arity));
+  }
 }
 
 TEST(Term, CopiesSharedAcrossThreadsStayIntact) {
