@@ -117,13 +117,10 @@ std::optional<std::size_t> utf8_characters(std::string_view text) {
   return characters;
 }
 
-// Decodes one term from a buffer that ei reads without bounds: before each
-// ei call, every byte that call will read is checked to lie before end_.
-// Counts read from the input are bounded by the bytes left before anything
-// is allocated for them.
 // Tuples and maps of up to this many elements or entries are gathered on the
 // stack while their contents decode, so that building one allocates only
-// its node. Deeply nested terms pay this many Terms of stack a level.
+// its node. A nested term pays that room on the stack at each of its levels
+// (kMaxDecodeDepth at most).
 constexpr std::size_t kGatheredOnStack = 4;
 
 // Room for count items: the start of `small` when they fit, else `large`
@@ -135,6 +132,10 @@ std::span<T> room(std::size_t count, std::array<T, N>* small, std::vector<T>* la
   return *large;
 }
 
+// Decodes one term from a buffer that ei reads without bounds: before each
+// ei call, every byte that call will read is checked to lie before end_.
+// Counts read from the input are bounded by the bytes left before anything
+// is allocated for them.
 class Decoder {
  public:
   Decoder(const char* buf, int end) : buf_(buf), end_(end) {}
