@@ -23,6 +23,7 @@
 
 #include "crdt/clock.h"
 #include "crdt/id_table.h"
+#include "term/prefetch.h"
 
 namespace presence {
 
@@ -89,7 +90,7 @@ class ClockIndex {
   // Asks the processor to load where a lookup or insert of clock goes.
   void prefetch(Clock clock) const {
     if (in_window(clock)) {
-      IdTable::prefetch_address(&window_[static_cast<std::size_t>(clock - base_)]);
+      prefetch_read(&window_[static_cast<std::size_t>(clock - base_)]);
     } else if (rest_.size() != 0) {
       rest_.prefetch(hash(clock));
     }

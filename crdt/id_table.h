@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "term/prefetch.h"
+
 namespace presence {
 
 class IdTable {
@@ -92,16 +94,7 @@ class IdTable {
   // Asks the processor to load the slot where a lookup of hash starts, so
   // that a loop over many keys can overlap their cache misses.
   void prefetch(std::size_t hash) const {
-    if (!slots_.empty()) prefetch_address(&slots_[home(mixed(hash))]);
-  }
-  // GCC 12 drops __builtin_prefetch of an address computed through this
-  // table's hash mix; an instruction it must keep does the same job.
-  static void prefetch_address(const void* address) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(address)));
-#else
-    __builtin_prefetch(address);
-#endif
+    if (!slots_.empty()) prefetch_read(&slots_[home(mixed(hash))]);
   }
 
   // Room for `count` ids in all, so that adding them never grows the table.
@@ -117,9 +110,7 @@ class IdTable {
   }
 
   // True when `count` ids in all fit without growing.
-  bool has_room(std::size_t count) const {
-    return fits(count + deleted_, slots_.size());
-  }
+  bool has_room(std::size_t count) const { return fits(count + deleted_, slots_.size()); }
   // Empties the table, sized as reserve(count) would size it; the caller
   // then adds the ids back with insert_reserved().
   void clear_for(std::size_t count) {
@@ -178,22 +169,16 @@ class IdTable {
     x ^= x >> 13;
     return x;
   }
-  static std::uint32_t check_bits(std::uint32_t x) {
-    return x << (32 - kCheckBits);
-  }
+  static std::uint32_t check_bits(std::uint32_t x) { return x << (32 - kCheckBits); }
   // At most 13/16 full (tombstones included): linear probing degrades
   // quickly past that.
-  static bool fits(std::size_t count, std::size_t capacity) {
-    return count * 16 <= capacity * 13;
-  }
+  static bool fits(std::size_t count, std::size_t capacity) { return count * 16 <= capacity * 13; }
   // The slots for count ids: just enough, or with headroom when growing
   // one insert at a time (by half: between growths a table is 54% to 81%
   // full).
   static std::size_t capacity_for(std::size_t count, bool headroom);
 
-  std::size_t next(std::size_t i) const {
-    return i + 1 == slots_.size() ? 0 : i + 1;
-  }
+  std::size_t next(std::size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
   std::size_t home(std::uint32_t x) const {
     return static_cast<std::size_t>((std::uint64_t{x} * slots_.size()) >> 32);
   }

@@ -14,13 +14,17 @@ std::size_t mix(std::size_t a, std::size_t b) {
 
 }  // namespace
 
-PresenceTable::Hashed::Hashed(const Term& topic, const Term& pid, const Term& key)
-    : topic(&topic),
-      pid(&pid),
-      key(&key),
-      topic_hash(topic.hash()),
-      pid_hash(pid.hash()),
-      key_hash(key.hash()) {}
+void PresenceTable::Hashed::set(const Term& topic_term, const Term& pid_term,
+                                const Term& key_term) {
+  topic = &topic_term;
+  pid = &pid_term;
+  key = &key_term;
+  topic_hash = topic_term.hash();
+  pid_hash = pid_term.hash();
+  key_hash = key_term.hash();
+  topic_hint = kNone;
+  topic_key_hash = 0;
+}
 
 PresenceTable::Id PresenceTable::find(const Term& topic, const Term& pid, const Term& key) const {
   const Hashed presence(topic, pid, key);

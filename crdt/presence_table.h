@@ -35,6 +35,7 @@
 #include "crdt/clock.h"
 #include "crdt/clock_index.h"
 #include "crdt/id_table.h"
+#include "term/prefetch.h"
 #include "term/term.h"
 
 namespace presence {
@@ -70,7 +71,9 @@ class PresenceTable {
   // outlive it.
   struct Hashed {
     Hashed() = default;
-    Hashed(const Term& topic, const Term& pid, const Term& key);
+    Hashed(const Term& topic, const Term& pid, const Term& key) { set(topic, pid, key); }
+    // Points to other terms, hashed anew; no topic slot noted.
+    void set(const Term& topic, const Term& pid, const Term& key);
     const Term* topic = nullptr;
     const Term* pid = nullptr;
     const Term* key = nullptr;
@@ -166,9 +169,12 @@ class PresenceTable {
   // read records all over the table).
   void prefetch(Id id) const {
     const Record& r = record(id);
-    __builtin_prefetch(&r.pid);
-    __builtin_prefetch(&r.pid_link);
+    prefetch_read(&r.pid);
+    prefetch_read(&r.pid_link);
   }
+  // Asks the processor to load the node of a record's meta, which a copy of
+  // the meta writes to. Reads the record: prefetch(id) it well before.
+  void prefetch_meta(Id id) const { record(id).meta.prefetch_node(); }
 
  private:
   struct Link {

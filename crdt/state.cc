@@ -4,6 +4,8 @@
 #include <cassert>
 #include <utility>
 
+#include "term/prefetch.h"
+
 namespace presence {
 
 namespace {
@@ -355,8 +357,10 @@ void State::put_joins(const std::vector<const Values::value_type*>& joining,
                       std::vector<Presence>* joins) {
   // Each put misses the cache in several indexes; asking for the slots of a
   // put some joins ahead lets those misses overlap. The hashes computed for
-  // that are kept for the put.
+  // that are kept for the put, in a ring twice as long as the look-ahead so
+  // that a put reads its entry in place while later ones are written.
   constexpr std::size_t kAhead = 8;
+  constexpr std::size_t kRing = 2 * kAhead;
   const std::size_t count = joining.size();
   const ReplicaRef* last_replica = nullptr;
   Id last_slot = PresenceTable::kNone;
@@ -367,24 +371,25 @@ void State::put_joins(const std::vector<const Values::value_type*>& joining,
     }
     return last_slot;
   };
-  PresenceTable::Hashed ahead[kAhead];
+  PresenceTable::Hashed ahead[kRing];
   auto look_ahead = [&](std::size_t i) {
     // The values a few joins further on, whose terms the next look ahead
     // reads, and the meta that the put and the copy for joins count.
-    if (i + kAhead < count) __builtin_prefetch(joining[i + kAhead]);
+    if (i + kAhead < count) prefetch_read(joining[i + kAhead]);
     const auto& [tag, value] = *joining[i];
     value.meta.prefetch_node();
-    PresenceTable::Hashed* hashed = &ahead[i % kAhead];
-    *hashed = PresenceTable::Hashed(value.topic, value.pid, value.key);
+    // Built in place: a copy of a whole Hashed would read back fields just
+    // written, which stalls the loop far more than the copy costs.
+    PresenceTable::Hashed* hashed = &ahead[i % kRing];
+    hashed->set(value.topic, value.pid, value.key);
     values_.prefetch(hashed, slot_of(tag.replica), tag.clock);
   };
   for (std::size_t i = 0; i < std::min(kAhead, count); ++i) look_ahead(i);
   for (std::size_t i = 0; i < count; ++i) {
-    const PresenceTable::Hashed current = ahead[i % kAhead];
     if (i + kAhead < count) look_ahead(i + kAhead);
     const auto& [tag, value] = *joining[i];
     auto [stored_meta, joined_meta] = value.meta.copy_twice();
-    values_.put(current, std::move(stored_meta), slot_of(tag.replica), tag.clock);
+    values_.put(ahead[i % kRing], std::move(stored_meta), slot_of(tag.replica), tag.clock);
     joins->emplace_back(value.topic, value.pid, value.key, std::move(joined_meta), tag);
   }
 }
@@ -516,11 +521,17 @@ std::vector<Presence> State::presences_of(const std::vector<Id>& ids) const {
 std::vector<KeyMeta> State::key_metas(const std::vector<Id>& sorted, bool drop_hidden) const {
   std::vector<KeyMeta> result;
   result.reserve(sorted.size());
-  // The records are read in sorted order, all over the table: loading a few
-  // ahead overlaps their cache misses.
-  constexpr std::size_t kAhead = 8;
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    if (i + kAhead < sorted.size()) values_.prefetch(sorted[i + kAhead]);
+  // The records are read in sorted order, all over the table, and each meta
+  // copy writes to the meta's node: loading records some way ahead, and the
+  // nodes they point to nearer, overlaps both kinds of cache miss.
+  constexpr std::size_t kRecordsAhead = 16;
+  constexpr std::size_t kMetasAhead = 8;
+  const std::size_t count = sorted.size();
+  for (std::size_t i = 0; i < std::min(count, kRecordsAhead); ++i) values_.prefetch(sorted[i]);
+  for (std::size_t i = 0; i < std::min(count, kMetasAhead); ++i) values_.prefetch_meta(sorted[i]);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i + kRecordsAhead < count) values_.prefetch(sorted[i + kRecordsAhead]);
+    if (i + kMetasAhead < count) values_.prefetch_meta(sorted[i + kMetasAhead]);
     const Id id = sorted[i];
     if (!drop_hidden || !values_.hidden(id)) result.push_back({values_.key(id), values_.meta(id)});
   }

@@ -48,6 +48,8 @@
 #include <utility>
 #include <vector>
 
+#include "term/prefetch.h"
+
 namespace presence {
 
 namespace detail {
@@ -274,7 +276,7 @@ class Term {
   // Asks the processor to load this Term's node, if any, for a copy (a
   // hint, for loops that copy many Terms from all over memory).
   void prefetch_node() const {
-    if (holds_node()) __builtin_prefetch(node_, /*rw=*/0);
+    if (holds_node()) prefetch_write(node_);
   }
 
   // Erlang-like rendering for logs and test failures, e.g.
@@ -436,6 +438,10 @@ class PackedTerm {
   // Drops the reference; empty afterwards.
   void reset() noexcept {
     if (word_ != 0) release();
+  }
+  // Asks the processor to load the node, for a copy soon after (a hint).
+  void prefetch_node() const {
+    if (word_ != 0) prefetch_write(node());
   }
 
  private:
