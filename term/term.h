@@ -273,8 +273,9 @@ class Term {
     return copies;
   }
 
-  // Asks the processor to load this Term's node, if any, for a copy (a
-  // hint, for loops that copy many Terms from all over memory).
+  // Asks the processor to load this Term's node, if any, ready to be
+  // written, for a copy (which updates the node's count): a hint, for loops
+  // that copy many Terms from all over memory.
   void prefetch_node() const {
     if (holds_node()) prefetch_write(node_);
   }
@@ -439,7 +440,8 @@ class PackedTerm {
   void reset() noexcept {
     if (word_ != 0) release();
   }
-  // Asks the processor to load the node, for a copy soon after (a hint).
+  // Asks the processor to load the node ready to be written, for a copy
+  // soon after (a hint; a copy updates the node's count).
   void prefetch_node() const {
     if (word_ != 0) prefetch_write(node());
   }
