@@ -407,9 +407,19 @@ void Connection::dispatch_packet(std::string_view packet) {
 }
 
 void Connection::send(std::string packet) {
-  if (state_ != State::kUp || close_when_flushed_) return;
+  if (state_ != State::kUp || close_when_flushed_ || overflowed_) return;
+  queued_bytes_ += packet.size();
   out_queue_.push_back(std::move(packet));
-  if (!writing_) step_write();
+  if (!writing_) return step_write();
+  if (queued_bytes_ <= local_.max_queued_bytes) return;
+  // The caller may be walking the owner's connections: the owner hears of
+  // the closure from a handler of its own.
+  overflowed_ = true;
+  std::string why =
+      "it reads too slowly: " + std::to_string(queued_bytes_) + " bytes wait to be written to it";
+  boost::asio::post(socket_.get_executor(), [self = shared_from_this(), why = std::move(why)] {
+    self->fail(Closure::kLost, why);
+  });
 }
 
 // Writes everything queued so far in one gather write.
@@ -417,6 +427,7 @@ void Connection::step_write() {
   writing_ = true;
   wrote_since_tick_ = true;
   out_batch_.swap(out_queue_);
+  queued_bytes_ = 0;
   std::vector<boost::asio::const_buffer> buffers;
   buffers.reserve(out_batch_.size());
   for (const std::string& packet : out_batch_) buffers.push_back(boost::asio::buffer(packet));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,6 +32,9 @@ struct LocalNode {
   // Bound on the whole handshake, EPMD lookup included (net_setuptime).
   std::chrono::milliseconds setup_timeout{7000};
   std::uint16_t epmd_port = 4369;
+  // Bytes that may wait behind the write in progress before the peer is
+  // taken for one that cannot keep up and its connection is closed.
+  std::size_t max_queued_bytes = std::size_t{1} << 30;
 };
 
 // How the accepting side answers a peer that has named itself.
@@ -93,7 +97,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The flags both sides have (valid once up).
   std::uint64_t flags() const { return kLocalFlags & peer_flags_; }
 
-  // Queues a packet made by encode_packet. Dropped unless up.
+  // Queues a packet made by encode_packet. Dropped unless up. When more
+  // than local.max_queued_bytes wait behind the write in progress, the peer
+  // is not keeping up: the connection is closed (kLost, reported to the
+  // owner from a handler of its own, never from inside this call) and
+  // nothing more is queued.
   void send(std::string packet);
   // Ends the connection at once, without calling the owner back.
   void close();
@@ -170,8 +178,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   char length_bytes_[2] = {};
   std::string handshake_out_;
   std::vector<std::string> out_queue_;
+  std::size_t queued_bytes_ = 0;  // in out_queue_
   std::vector<std::string> out_batch_;
   bool writing_ = false;
+  bool overflowed_ = false;  // closing for a full queue
   bool close_when_flushed_ = false;
   bool wrote_since_tick_ = false;
   std::chrono::steady_clock::time_point last_read_;

@@ -302,6 +302,7 @@ dist::LocalNode NodeCore::local_node() const {
   local.cookie = cookie_;
   local.tick_time = options_.tick_time;
   local.epmd_port = options_.epmd_port;
+  local.max_queued_bytes = options_.max_send_queue;
   return local;
 }
 

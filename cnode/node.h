@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,6 +49,12 @@ struct NodeOptions {
   // As the kernel's net_ticktime: a tick is sent every quarter of it, and a
   // connection silent for the whole of it is closed.
   std::chrono::seconds tick_time{60};
+  // Bytes that may wait to be written to one peer, behind the write in
+  // progress, before its connection is closed as one that cannot keep up
+  // (the BEAM would suspend the senders instead; a node thread cannot
+  // wait). The peer reconnects and its trackers catch up as after a net
+  // split; what was queued for it is lost, as on any connection loss.
+  std::size_t max_send_queue = std::size_t{1} << 30;
   // How often connected nodes are asked which nodes they know, so that
   // nodes joining the cluster later are connected to as well.
   std::chrono::milliseconds discovery_interval{2000};

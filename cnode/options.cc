@@ -113,6 +113,15 @@ const std::vector<Flag>& flags() {
          options->node.tick_time = std::chrono::seconds(*seconds);
          return std::nullopt;
        }},
+      {"--max-send-queue", "MIB",
+       "close the connection to a peer that cannot keep up once more than MIB mebibytes wait "
+       "to be written to it (default 1024)",
+       [](std::string_view value, ProgramOptions* options) -> std::optional<std::string> {
+         auto mebibytes = parse_integer<std::size_t>(value, 1, std::size_t{1} << 20);
+         if (!mebibytes) return "--max-send-queue needs mebibytes from 1 to 1048576";
+         options->node.max_send_queue = *mebibytes << 20;
+         return std::nullopt;
+       }},
       {"--pubsub", "NAME[,pool_size=N]",
        "run the Phoenix.PubSub server NAME (MyApp.PubSub means 'Elixir.MyApp.PubSub'), "
        "with the pool_size of the Phoenix nodes (default 1); repeatable",

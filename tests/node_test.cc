@@ -589,6 +589,41 @@ TEST_F(NodeTest, SilentPeerIsDroppedAfterTheTickTime) {
   EXPECT_TRUE(cpp.logged("node down: " + beam->node_name() + " (no answer within the tick time)"));
 }
 
+TEST_F(NodeTest, PeerThatStopsReadingIsDroppedOnceItsQueueIsFull) {
+  auto beam = start_beam(kEchoServer);
+  ASSERT_TRUE(beam->ready()) << beam->output();
+  NodeOptions options = cpp_options();
+  options.max_send_queue = 1 << 20;
+  TestNode cpp(options);
+  ASSERT_TRUE(cpp.started());
+  auto os_pid = cpp.rpc(beam->node_name(), "os", "getpid", {});
+  std::string pid_text;
+  ASSERT_TRUE(os_pid && os_pid->as_string(&pid_text));
+  Inbox inbox(cpp.node());
+
+  // 64 MiB in all: far more than the socket buffers and the queue hold.
+  ::kill(std::stoi(pid_text), SIGSTOP);
+  const Term payload = Term::binary(std::string(64 << 10, 'q'));
+  for (int i = 0; i < 1024; ++i) {
+    inbox.mailbox->send(Atom("echo"), Atom(beam->node_name()), Term::tuple({inbox.pid(), payload}));
+  }
+  bool dropped = cpp.run_until([&] { return !cpp.connected_to(beam->node_name()); }, 10s);
+  ::kill(std::stoi(pid_text), SIGCONT);
+  ASSERT_TRUE(dropped);
+  EXPECT_TRUE(cpp.logged("node down: " + beam->node_name() + " (it reads too slowly: "));
+
+  // The peer is usable again once it reads.
+  ASSERT_TRUE(cpp.connect(beam->node_name()));
+  inbox.mailbox->send(Atom("echo"), Atom(beam->node_name()),
+                      Term::tuple({inbox.pid(), Term::atom("after")}));
+  EXPECT_TRUE(cpp.run_until(
+      [&] {
+        return inbox.has(Term::tuple({atom("echoed"), atom("after")}));
+      },
+      10s))
+      << inbox.dump();
+}
+
 TEST_F(NodeTest, RpcFromBeamAnswersNodeAndNodesAndRefusesTheRest) {
   auto beam = start_beam("ok");
   ASSERT_TRUE(beam->ready()) << beam->output();

@@ -31,6 +31,7 @@ TEST(Options, DefaultsToShortNamePresenceWithoutCookie) {
   EXPECT_TRUE(parsed.options.node.connect.empty());
   EXPECT_EQ(parsed.options.node.listen_port, 0);
   EXPECT_EQ(parsed.options.node.tick_time, std::chrono::seconds(60));
+  EXPECT_EQ(parsed.options.node.max_send_queue, std::size_t{1024} << 20);
   EXPECT_FALSE(parsed.options.help);
 }
 
@@ -41,6 +42,14 @@ TEST(Options, TakesValuesAsNextArgumentOrAfterEquals) {
   EXPECT_EQ(parsed.options.node.cookie, "secret");
   EXPECT_EQ(parsed.options.node.listen_port, 4370);
   EXPECT_EQ(parsed.options.node.tick_time, std::chrono::seconds(8));
+}
+
+TEST(Options, MaxSendQueueIsInMebibytes) {
+  Parsed parsed = parse({"--max-send-queue", "16"});
+  ASSERT_FALSE(parsed.error) << *parsed.error;
+  EXPECT_EQ(parsed.options.node.max_send_queue, std::size_t{16} << 20);
+  EXPECT_EQ(parse({"--max-send-queue", "0"}).error,
+            "--max-send-queue needs mebibytes from 1 to 1048576");
 }
 
 TEST(Options, ConnectIsRepeatable) {
@@ -80,9 +89,9 @@ TEST(Options, RefusesBadValuesWithAReason) {
 
 TEST(Options, UsageDocumentsEveryFlagAndVariable) {
   std::string text = usage("presence_node");
-  for (const char* word :
-       {"--name", "--long-names", "--cookie", "--connect", "--port", "--tick-time", "--help",
-        "ERLANG_COOKIE", "ERL_EPMD_PORT", "PRESENCE_LOG_LEVEL", ".erlang.cookie"}) {
+  for (const char* word : {"--name", "--long-names", "--cookie", "--connect", "--port",
+                           "--tick-time", "--max-send-queue", "--help", "ERLANG_COOKIE",
+                           "ERL_EPMD_PORT", "PRESENCE_LOG_LEVEL", ".erlang.cookie"}) {
     EXPECT_NE(text.find(word), std::string::npos) << word;
   }
 }
