@@ -52,8 +52,8 @@ struct NodeOptions {
   // Bytes that may wait to be written to one peer, behind the write in
   // progress, before its connection is closed as one that cannot keep up
   // (the BEAM would suspend the senders instead; a node thread cannot
-  // wait). The peer reconnects and its trackers catch up as after a net
-  // split; what was queued for it is lost, as on any connection loss.
+  // wait). The connection is set up again as after any loss, and trackers
+  // catch up as after a net split; what was queued for the peer is lost.
   std::size_t max_send_queue = std::size_t{1} << 30;
   // How often connected nodes are asked which nodes they know, so that
   // nodes joining the cluster later are connected to as well.
