@@ -98,13 +98,15 @@ class IdTable {
   }
 
   // Room for `count` ids in all, so that adding them never grows the table.
-  // hash_of(id) gives the hash an id was inserted under. The table keeps an
-  // eighth more room than asked for, and grows at least by half as inserts
-  // do, so that a series of small reserves stays cheap.
+  // hash_of(id) gives the hash an id was inserted under. The table keeps
+  // half as much room again as asked for, so that when those ids are in it
+  // is as full as a table just grown by half: a fuller one makes every
+  // lookup of an absent key (each insert does one) walk a long run. It grows
+  // at least by half, so that a series of small reserves stays cheap.
   template <class HashOf>
   void reserve(std::size_t count, HashOf hash_of) {
     if (has_room(count)) return;
-    rehash(std::max(capacity_for(count + count / 8, /*headroom=*/false),
+    rehash(std::max(capacity_for(count + count / 2, /*headroom=*/false),
                     capacity_for(size_ + 1, /*headroom=*/true)),
            hash_of);
   }
@@ -114,7 +116,7 @@ class IdTable {
   // Empties the table, sized as reserve(count) would size it; the caller
   // then adds the ids back with insert_reserved().
   void clear_for(std::size_t count) {
-    const std::size_t capacity = std::max(capacity_for(count + count / 8, /*headroom=*/false),
+    const std::size_t capacity = std::max(capacity_for(count + count / 2, /*headroom=*/false),
                                           capacity_for(size_ + 1, /*headroom=*/true));
     size_ = 0;
     reset(capacity);
